@@ -1,0 +1,73 @@
+"""``python -m lambdaric HANDLER``: the container ENTRYPOINT.
+
+Imports only what starting the runtime needs; argparse and the emulator are loaded only
+when asked for, because this is the cold-start path of every function.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+USAGE = """\
+usage: python -m lambdaric [--version] [--help] HANDLER
+
+Run an AWS Lambda function handler over the Lambda Runtime API.
+
+  HANDLER    module.function to call for each event, e.g. app.handler
+             (the module part may use / for folders: src/app.handler).
+             Defaults to $_HANDLER when not given.
+
+environment:
+  AWS_LAMBDA_RUNTIME_API   host:port of the Runtime API (set by Lambda)
+  LAMBDA_TASK_ROOT         function code folder, put on sys.path with the cwd
+  LAMBDARIC_TRANSPORT      python | native (default: the fastest available)
+  AWS_LAMBDA_LOG_FORMAT    Text (default) | JSON
+  AWS_LAMBDA_LOG_LEVEL     TRACE DEBUG INFO WARN ERROR FATAL
+"""
+
+
+def _setup_sys_path(environ: "os._Environ[str]") -> None:
+    """Put LAMBDA_TASK_ROOT (if set) and the working directory first on sys.path."""
+    cwd = os.getcwd()
+    wanted = [p for p in (environ.get("LAMBDA_TASK_ROOT"), cwd) if p]
+    for path in reversed(wanted):
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if args and args[0] in ("-V", "--version"):
+        from . import __version__
+
+        sys.stdout.write("lambdaric %s (Python %s)\n" % (__version__, sys.version.split()[0]))
+        return 0
+    if args and args[0].startswith("-"):
+        sys.stderr.write("lambdaric: unknown option %s\n%s" % (args[0], USAGE))
+        return 2
+    handler = args[0] if args else os.environ.get("_HANDLER", "")
+    if not handler:
+        sys.stderr.write("lambdaric: no handler given (pass module.function or set _HANDLER)\n%s" % USAGE)
+        return 2
+    if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        sys.stderr.write(
+            "lambdaric: AWS_LAMBDA_RUNTIME_API is not set; run this inside Lambda or behind a Runtime API "
+            "(the built-in emulator is not part of this version)\n"
+        )
+        return 2
+    _setup_sys_path(os.environ)
+    from .bootstrap import run
+
+    try:
+        return run(handler)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Startup and the invoke loop: ``/next`` -> handler -> ``/response`` or ``/error``.
+
+Everything here talks to the Runtime API through the :class:`~lambdaric.transport.Transport`
+interface only. Decisions about status codes, retries and exits are made here, once,
+for every transport.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Awaitable
+from typing import Any, Callable, Dict, NoReturn, Optional
+
+from . import __version__, logs, marshal, protocol
+from .context import LambdaContext, StaticContext
+from .errors import ErrorReport, FaultException, report_exception, report_fault
+from .handler import load_handler
+from .transport import Transport, TransportError, create
+
+#: Backoff delays before each retry of a failed connection to the Runtime API.
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+EXIT_ERROR = "Runtime.ExitError"
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+INIT_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, "
+    "in rare cases, a Lambda runtime update can cause unexpected function behavior. For functions using "
+    "managed runtimes, runtime updates can be triggered by a function change, or can be applied automatically. "
+    "To determine if the runtime has been updated, check the runtime version in the INIT_START log entry. If "
+    "this error correlates with a change in the runtime version, you may be able to mitigate this error by "
+    "temporarily rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
+
+
+def user_agent() -> str:
+    v = sys.version_info
+    return "lambdaric-python/%d.%d.%d-%s" % (v[0], v[1], v[2], __version__)
+
+
+def say(message: str) -> None:
+    """One line from the runtime itself, on stderr (never mixed into the function's stdout)."""
+    try:
+        sys.stderr.write("lambdaric: %s\n" % message)
+        sys.stderr.flush()
+    except Exception:  # pragma: no cover - a closed stderr must not hide the real problem
+        pass
+
+
+class RuntimeExit(Exception):
+    """Leave the loop with this exit code (the reason has been said already)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+class Runtime:
+    """One runtime process: a transport, a handler, and the loop between them."""
+
+    def __init__(self, transport: Transport, environ: Dict[str, str], sink: logs.StreamSink) -> None:
+        self.transport = transport
+        self.environ = environ
+        self.sink = sink
+        self.static = StaticContext(environ)
+        self.handler: Optional[Callable[..., Any]] = None
+        self._loop: Any = None  # the asyncio loop kept for the process, made on first need
+
+    # ------------------------------------------------------------------ retries
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call the transport, retrying connection failures with backoff, then giving up
+        with one clear line and a non-zero exit."""
+        for delay in RETRY_DELAYS + (None,):
+            try:
+                return fn(*args)
+            except TransportError as exc:
+                if delay is None:
+                    say(
+                        "cannot reach the Runtime API at %s (%s): %s; giving up after %d attempts"
+                        % (exc.endpoint, exc.call, _os_error_text(exc.cause), len(RETRY_DELAYS) + 1)
+                    )
+                    raise RuntimeExit(1) from None
+                time.sleep(delay)
+            except protocol.ProtocolError as exc:
+                say("invalid answer from the Runtime API at %s (%s): %s" % (self.transport_address, what, exc))
+                raise RuntimeExit(1) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def transport_address(self) -> str:
+        return getattr(self.transport, "address", "?")
+
+    # ------------------------------------------------------------------ init
+
+    def init(self, handler_name: str) -> None:
+        try:
+            self.handler = load_handler(handler_name)
+        except Exception as exc:
+            self.init_failed(report_exception(exc, None))
+        except SystemExit as exc:
+            self.init_failed(report_fault(EXIT_ERROR, "Runtime exited with error: exit status %s" % _exit_code(exc), None))
+
+    def init_failed(self, report: ErrorReport) -> NoReturn:
+        import logging
+
+        logging.getLogger().warning(INIT_WARNING)
+        logs.log_uncaught(self.sink, report.error)
+        flush_std_streams()
+        status, body = self.call("POST /init/error", self.transport.init_error, _error_body(report), report.error_type)
+        if status not in (202, 403):
+            say("POST /init/error answered %d: %s" % (status, protocol.error_message_from_body(body)))
+        raise RuntimeExit(1)
+
+    # ------------------------------------------------------------------ loop
+
+    def run_forever(self) -> NoReturn:
+        transport_next = self.transport.next
+        while True:
+            invocation = self.call("GET /next", transport_next)
+            self.handle(invocation)
+
+    def handle(self, inv: protocol.Invocation) -> None:
+        if inv.deadline_problem:
+            say(inv.deadline_problem)
+        logs.begin_invoke(inv.request_id, inv.tenant_id)
+        if inv.trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            try:
+                context = LambdaContext(inv, self.static, self.sink.write)
+                event = marshal.parse_event(inv.body, inv.content_type)
+                if type(event) is bytearray:
+                    event = bytes(event)
+                result = self.handler(event, context)  # type: ignore[misc]
+                if isinstance(result, Awaitable) and type(result) is not dict:
+                    result = self.run_async(result)
+                body, content_type = marshal.to_response(result)
+            except SystemExit as exc:
+                code = _exit_code(exc)
+                report = report_fault(
+                    EXIT_ERROR,
+                    "RequestId: %s Error: Runtime exited with error: exit status %d" % (inv.request_id, code),
+                    inv.request_id,
+                )
+                self.report_error(inv, report)
+                flush_std_streams()
+                raise
+            except BaseException as exc:  # KeyboardInterrupt, custom BaseExceptions: an error, not an exit
+                self.report_error(inv, report_exception(exc, inv.request_id))
+                return
+            if len(body) > protocol.MAX_PAYLOAD:
+                self.report_too_large(inv, len(body))
+                return
+            status, answer = self.call(
+                "POST /response", self.transport.respond, inv.request_id, body, content_type, inv.invocation_id
+            )
+            if status != 202:
+                if status == 413:
+                    self.report_too_large(inv, len(body))
+                else:
+                    self.check_answer("POST /response", inv.request_id, status, answer)
+        finally:
+            logs.end_invoke()
+            flush_std_streams()
+
+    def run_async(self, awaitable: Any) -> Any:
+        """Run a coroutine on one event loop kept for the whole process."""
+        if self._loop is None:
+            import asyncio
+
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop.run_until_complete(awaitable)
+
+    def report_too_large(self, inv: protocol.Invocation, size: int) -> None:
+        message = "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (
+            size,
+            protocol.MAX_PAYLOAD,
+        )
+        self.report_error(inv, report_fault(RESPONSE_TOO_LARGE, message, inv.request_id))
+
+    def report_error(self, inv: protocol.Invocation, report: ErrorReport) -> None:
+        logs.log_uncaught(self.sink, report.error)
+        cause = marshal.dumps_ascii(report.xray_cause())
+        xray = cause if len(cause) < protocol.MAX_XRAY_CAUSE else None
+        status, answer = self.call(
+            "POST /error",
+            self.transport.fail,
+            inv.request_id,
+            _error_body(report),
+            report.error_type,
+            xray,
+            inv.invocation_id,
+        )
+        if status != 202:
+            self.check_answer("POST /error", inv.request_id, status, answer)
+
+    def check_answer(self, call: str, request_id: str, status: int, answer: bytes) -> None:
+        """What a non-202 answer to a POST means: 410/4xx are logged, 5xx ends the runtime."""
+        detail = protocol.error_message_from_body(answer)
+        if status == 410:
+            say("%s for %s answered 410 (the invoke timed out already): %s" % (call, request_id, detail))
+        elif 400 <= status < 500:
+            say("%s for %s answered %d: %s" % (call, request_id, status, detail))
+        else:
+            say("%s for %s answered %d: %s; exiting" % (call, request_id, status, detail))
+            raise RuntimeExit(1)
+
+
+def _error_body(report: ErrorReport) -> bytes:
+    return marshal.dumps(report.error).encode("utf-8", "surrogatepass")
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
+
+
+def _os_error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return "[Errno %s] %s" % (exc.errno, exc.strerror) if exc.errno else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
+    """Run the runtime until it must exit; returns the exit code."""
+    env = dict(os.environ if environ is None else environ)
+    address = env["AWS_LAMBDA_RUNTIME_API"]
+    try:
+        transport = create(address, user_agent(), env.get("LAMBDARIC_TRANSPORT"))
+    except (ValueError, RuntimeError) as exc:
+        say(str(exc))
+        return 2
+    sink = logs.setup(env)
+    runtime = Runtime(transport, env, sink)
+    try:
+        runtime.init(handler_name)
+        runtime.run_forever()
+    except RuntimeExit as exc:
+        return exc.code
+    finally:
+        flush_std_streams()

@@ -1,0 +1,129 @@
+"""Exceptions to wire shapes: the error JSON, the X-Ray cause, the uncaught-error log lines.
+
+The shapes are fixed by what users' dashboards and the platform parse (contract section 5):
+key order, the runtime's own frames hidden from stack traces, and runtime faults typed
+``LambdaValidationError`` in X-Ray.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any, Dict, List, Optional, Sequence
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class FaultException(Exception):
+    """A failure the runtime itself diagnoses (``Runtime.*`` error types).
+
+    ``trace`` is the stack trace to report (a list of formatted lines) or None for none.
+    """
+
+    def __init__(self, error_type: str, message: str, trace: Optional[List[str]] = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+def make_error(message: Any, error_type: Any, stack_trace: Optional[Sequence[str]], request_id: Optional[str]) -> Dict[str, Any]:
+    """The error object posted to ``/error`` and ``/init/error``, keys in the official order."""
+    return {
+        "errorMessage": message if message else "",
+        "errorType": error_type if error_type else "",
+        "requestId": request_id if request_id is not None else "",
+        "stackTrace": list(stack_trace) if stack_trace else [],
+    }
+
+
+def user_frames(tb: Any) -> traceback.StackSummary:
+    """Frames of ``tb`` from the first one outside lambdaric on.
+
+    When every frame is lambdaric's own (a bug in the runtime), all are kept, so the
+    report still points somewhere.
+    """
+    frames = traceback.extract_tb(tb)
+    for i, frame in enumerate(frames):
+        if not frame.filename.startswith(_PACKAGE_DIR):
+            return traceback.StackSummary.from_list(frames[i:])
+    return frames
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a clear stand-in when the exception's ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception as inner:  # a hostile __str__ must not take the runtime down
+        return "<exception str() failed: %s>" % type(inner).__name__
+
+
+class ErrorReport:
+    """Everything the runtime sends and logs about one failure."""
+
+    __slots__ = ("error", "frames", "is_fault")
+
+    def __init__(self, error: Dict[str, Any], frames: Sequence[Any], is_fault: bool) -> None:
+        self.error = error
+        self.frames = frames
+        self.is_fault = is_fault
+
+    @property
+    def error_type(self) -> str:
+        return self.error["errorType"]
+
+    def xray_cause(self) -> Dict[str, Any]:
+        """The ``Lambda-Runtime-Function-XRay-Error-Cause`` object."""
+        if self.is_fault:
+            xray_type = "LambdaValidationError"
+            stack: List[Dict[str, Any]] = []
+            paths: List[str] = []
+        else:
+            xray_type = self.error["errorType"]
+            stack = [{"label": f[2], "path": f[0], "line": f[1]} for f in self.frames]
+            paths = list(dict.fromkeys(f[0] for f in self.frames))
+        return {
+            "working_directory": os.getcwd(),
+            "exceptions": [{"message": self.error["errorMessage"], "type": xray_type, "stack": stack}],
+            "paths": paths,
+        }
+
+
+def report_exception(exc: BaseException, request_id: Optional[str]) -> ErrorReport:
+    """Build the report for an exception raised by user code (or a FaultException)."""
+    if isinstance(exc, FaultException):
+        return ErrorReport(make_error(exc.message, exc.error_type, exc.trace, request_id), (), True)
+    frames = user_frames(exc.__traceback__)
+    error = make_error(safe_str(exc), type(exc).__name__, traceback.format_list(frames), request_id)
+    return ErrorReport(error, [(f.filename, f.lineno, f.name) for f in frames], False)
+
+
+def report_fault(error_type: str, message: str, request_id: Optional[str], trace: Optional[List[str]] = None) -> ErrorReport:
+    return ErrorReport(make_error(message, error_type, trace, request_id), (), True)
+
+
+def error_log_lines(error: Dict[str, Any]) -> List[str]:
+    """Lines of the uncaught-error log record, in the official text layout.
+
+    Leading spaces of stack lines become U+00A0 so CloudWatch keeps the indentation.
+    """
+    description = "[ERROR]"
+    error_type = error.get("errorType")
+    message = error.get("errorMessage")
+    if error_type:
+        description += " " + error_type
+    if message:
+        if error_type:
+            description += ":"
+        description += " " + message
+    lines = [description]
+    stack = error.get("stackTrace")
+    if stack is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in stack:
+            if element == "":
+                lines.append("")
+                continue
+            for line in element.splitlines():
+                stripped = line.lstrip(" ")
+                lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
+    return lines

@@ -1,0 +1,57 @@
+"""Finding the user's handler from the string given as CMD (contract section 3).
+
+Every failure becomes a :class:`FaultException` with the exact type and message the
+official client reports, so the platform and users see the same init errors. Two
+improvements: an ImportError raised *inside* user code keeps its stack trace, and a
+handler that is not callable is reported at init instead of on the first invoke.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from typing import Any, Callable
+
+from .errors import FaultException, safe_str, user_frames
+
+MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+
+
+def _import_trace(exc: BaseException) -> list:
+    """Stack lines of an ImportError, empty when it was raised by the import system itself."""
+    frames = [f for f in user_frames(exc.__traceback__) if not f.filename.startswith("<frozen ")]
+    return traceback.format_list(frames) if frames else []
+
+
+def load_handler(handler: str) -> Callable[..., Any]:
+    """Import ``module.function`` (module may use ``/`` or ``.``) and return the function."""
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise FaultException(MALFORMED_HANDLER_NAME, "Bad handler '%s': %s" % (handler, exc), [])
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise FaultException(BUILT_IN_MODULE_CONFLICT, "Cannot use built-in module %s as a handler module" % modname, [])
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as exc:
+        raise FaultException(
+            IMPORT_MODULE_ERROR, "Unable to import module '%s': %s" % (modname, safe_str(exc)), _import_trace(exc)
+        )
+    except SyntaxError as exc:
+        trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
+        raise FaultException(USER_CODE_SYNTAX_ERROR, "Syntax error in module '%s': %s" % (modname, safe_str(exc)), trace)
+    try:
+        function = getattr(module, fname)
+    except AttributeError:
+        raise FaultException(HANDLER_NOT_FOUND, "Handler '%s' missing on module '%s'" % (fname, modname), [])
+    if not callable(function):
+        raise FaultException(
+            HANDLER_NOT_FOUND,
+            "Handler '%s' on module '%s' is not callable (it is a %s)" % (fname, modname, type(function).__name__),
+            [],
+        )
+    return function

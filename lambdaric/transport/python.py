@@ -1,0 +1,253 @@
+"""Pure-Python HTTP/1.1 keep-alive client for the Runtime API, on one socket.
+
+Why not ``http.client`` or ``requests``: they cost import time and ~1 ms per call. This
+loop sends each request with one ``sendmsg`` (head and body gathered, never copied
+together), reads the head with one ``recv`` in the common case, and reads a large body
+straight into one preallocated buffer.
+
+A blocking ``recv`` on the main thread is interrupted by signals, and Python runs the
+user's signal handlers before retrying it (PEP 475): a SIGTERM handler runs while the
+runtime waits on ``/next``.
+"""
+from __future__ import annotations
+
+import socket
+from typing import List, Optional, Tuple, Union
+
+from .. import protocol
+from ..protocol import (
+    ERROR_TYPE_HEADER,
+    INVOCATION_ID_HEADER,
+    MAX_HEAD,
+    MAX_PAYLOAD,
+    XRAY_CAUSE_HEADER,
+    ChunkedDecoder,
+    Invocation,
+    ProtocolError,
+    invocation_from_headers,
+    parse_response_head,
+)
+from . import Answer, TransportError
+
+_RECV = 65536
+# Bodies up to this size are joined to the head (cheap copy, one packet); larger ones
+# are handed to sendmsg as a second buffer.
+_JOIN_LIMIT = 16384
+# An answer to a POST is small; this bounds what we read of a hostile one.
+_MAX_ANSWER = 1024 * 1024
+
+
+def split_address(address: str) -> Tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` to a (host, port) pair, with a clear error."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError("AWS_LAMBDA_RUNTIME_API must be host:port, not %r" % address)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class ConnectionClosed(OSError):
+    """The peer closed the connection; ``partial`` tells if part of an answer had come."""
+
+    def __init__(self, message: str, partial: bool) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class PythonTransport:
+    """The always-available transport (see module docstring)."""
+
+    name = "python"
+
+    def __init__(self, address: str, user_agent: str) -> None:
+        self.address = address
+        self._hostport = split_address(address)
+        self._user_agent = user_agent
+        self._sock: Optional[socket.socket] = None
+        self._buf = b""
+        self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
+
+    # ------------------------------------------------------------------ calls
+
+    def next(self) -> Invocation:
+        head, body = self._exchange("GET /next", (self._next_request,), MAX_PAYLOAD, keep_array=True)
+        if head.status != 200:
+            raise ProtocolError(
+                "GET /next answered %d %s: %s"
+                % (head.status, head.reason, protocol.error_message_from_body(bytes(body)))
+            )
+        return invocation_from_headers(head.headers, body)
+
+    def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
+        headers = [(INVOCATION_ID_HEADER, invocation_id)] if invocation_id else []
+        return self._post("POST /response", protocol.response_path(request_id), body, content_type, headers)
+
+    def fail(
+        self,
+        request_id: str,
+        body: bytes,
+        error_type: str,
+        xray_cause: Optional[str],
+        invocation_id: Optional[str],
+    ) -> Answer:
+        headers = [(ERROR_TYPE_HEADER, error_type)]
+        if xray_cause is not None:
+            headers.append((XRAY_CAUSE_HEADER, xray_cause))
+        if invocation_id:
+            headers.append((INVOCATION_ID_HEADER, invocation_id))
+        return self._post("POST /error", protocol.error_path(request_id), body, protocol.CT_JSON, headers)
+
+    def init_error(self, body: bytes, error_type: str) -> Answer:
+        headers = [(ERROR_TYPE_HEADER, error_type)]
+        return self._post("POST /init/error", protocol.INIT_ERROR_PATH, body, protocol.CT_JSON, headers)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._buf = b""
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _post(self, call: str, path: str, body: bytes, content_type: str, headers: List[Tuple[str, str]]) -> Answer:
+        headers = headers + [("Content-Length", str(len(body)))]
+        head = protocol.build_request("POST", path, self.address, self._user_agent, headers, None, content_type)
+        if len(body) <= _JOIN_LIMIT:
+            buffers: Tuple[bytes, ...] = (head + body,)
+        else:
+            buffers = (head, body)
+        answer_head, answer = self._exchange(call, buffers, _MAX_ANSWER)
+        return answer_head.status, bytes(answer)
+
+    def _connect(self, call: str) -> socket.socket:
+        try:
+            sock = socket.create_connection(self._hostport)
+        except OSError as exc:
+            raise TransportError(self.address, call, exc) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf = b""
+        return sock
+
+    def _exchange(
+        self, call: str, buffers: Tuple[bytes, ...], limit: int, keep_array: bool = False
+    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
+        """Send one request and read its answer, reconnecting once if a kept-alive
+        connection turns out to have been closed by the server before answering."""
+        reused = self._sock is not None
+        sock = self._sock if reused else self._connect(call)
+        try:
+            try:
+                _send_all(sock, buffers)
+                return self._read_answer(sock, limit, keep_array)
+            except (ConnectionClosed, ConnectionResetError, BrokenPipeError) as exc:
+                if not reused or getattr(exc, "partial", False):
+                    raise
+                self.close()
+                sock = self._connect(call)
+                _send_all(sock, buffers)
+                return self._read_answer(sock, limit, keep_array)
+        except ProtocolError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise TransportError(self.address, call, exc) from None
+
+    def _read_answer(
+        self, sock: socket.socket, limit: int, keep_array: bool
+    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
+        buf = self._buf
+        self._buf = b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head_bytes, rest = buf[:end], buf[end + 4 :]
+                break
+            end = buf.find(b"\n\n")
+            if end >= 0:
+                head_bytes, rest = buf[:end], buf[end + 2 :]
+                break
+            if len(buf) > MAX_HEAD:
+                raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
+            chunk = sock.recv(_RECV)
+            if not chunk:
+                raise ConnectionClosed("connection closed by the Runtime API before an answer", bool(buf))
+            buf += chunk
+        head = parse_response_head(head_bytes)
+        length = head.content_length
+        if length >= 0:
+            if length > limit:
+                raise ProtocolError("Runtime API body of %d bytes exceeds the %d-byte limit" % (length, limit))
+            if len(rest) >= length:
+                body: Union[bytes, bytearray] = rest[:length]
+                self._buf = rest[length:]
+            else:
+                body = _read_exact(sock, rest, length)
+        elif length == -1:
+            body, self._buf = _read_chunked(sock, rest, limit)
+        else:
+            body = _read_to_close(sock, rest, limit)
+            head.keep_alive = False
+        if not head.keep_alive:
+            self.close()
+        return head, body
+
+
+def _send_all(sock: socket.socket, buffers: Tuple[bytes, ...]) -> None:
+    """Gathered send of all buffers; loops on partial writes without joining them."""
+    if len(buffers) == 1:
+        sock.sendall(buffers[0])
+        return
+    views = [memoryview(b) for b in buffers]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
+
+
+def _read_exact(sock: socket.socket, rest: bytes, length: int) -> bytearray:
+    """Read a ``length``-byte body into one buffer (no per-chunk copies)."""
+    body = bytearray(length)
+    got = len(rest)
+    body[:got] = rest
+    view = memoryview(body)
+    while got < length:
+        n = sock.recv_into(view[got:], length - got)
+        if n == 0:
+            raise ConnectionClosed(
+                "connection closed by the Runtime API after %d of %d body bytes" % (got, length), True
+            )
+        got += n
+    return body
+
+
+def _read_chunked(sock: socket.socket, rest: bytes, limit: int) -> Tuple[bytes, bytes]:
+    decoder = ChunkedDecoder(limit)
+    data = rest
+    while True:
+        used = decoder.feed(data)
+        if decoder.done:
+            return decoder.body(), data[used:]
+        data = sock.recv(_RECV)
+        if not data:
+            raise ConnectionClosed("connection closed by the Runtime API inside a chunked body", True)
+
+
+def _read_to_close(sock: socket.socket, rest: bytes, limit: int) -> bytes:
+    parts = [rest]
+    size = len(rest)
+    while True:
+        data = sock.recv(_RECV)
+        if not data:
+            return b"".join(parts)
+        size += len(data)
+        if size > limit:
+            raise ProtocolError("Runtime API body exceeds the %d-byte limit" % limit)
+        parts.append(data)
