@@ -262,72 +262,71 @@ def parse_response_head(head: bytes) -> ResponseHead:
 class ChunkedDecoder:
     """Incremental decoder of a chunked body: feed bytes, get the body when done.
 
-    Sans-IO: ``feed`` returns how many bytes of the input it consumed, so bytes that
-    belong to a next pipelined response stay with the caller.
+    Sans-IO: :meth:`feed` returns None while more input is needed, and the bytes that
+    followed the body (a next pipelined message) once it is complete.
     """
+
+    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.parts: List[bytes] = []
+        self.trailers: List[bytes] = []
         self.size = 0
-        self._need = -1  # -1: reading a size line; >= 0: bytes of data left (+2 for CRLF)
-        self._buf = b""
         self.done = False
+        self._state = self._SIZE
+        self._left = 0
+        self._buf = b""
 
-    def feed(self, data: bytes) -> int:
-        data = self._buf + data
-        used_before = len(self._buf)
-        pos = 0
-        n = len(data)
-        while not self.done and pos < n:
-            if self._need < 0:
-                eol = data.find(b"\n", pos)
-                if eol < 0:
-                    if n - pos > 1024:
-                        raise ProtocolError("chunk size line too long")
-                    break
-                line = data[pos:eol].strip()
-                size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ProtocolError("malformed chunk size %r" % size_text[:20])
-                if size < 0:
-                    raise ProtocolError("malformed chunk size %r" % size_text[:20])
-                pos = eol + 1
-                if size == 0:
-                    self._need = -2  # trailers until an empty line
-                    self._trailers_start = pos
-                    continue
-                if self.size + size > self.limit:
-                    raise ProtocolError("chunked body exceeds %d bytes" % self.limit)
-                self._need = size
-            elif self._need == -2:
-                eol = data.find(b"\n", pos)
-                if eol < 0:
-                    break
-                line = data[pos:eol].strip()
-                pos = eol + 1
-                if not line:
-                    self.done = True
-            else:
-                take = min(self._need, n - pos)
+    def feed(self, data: bytes) -> Optional[bytes]:
+        data = self._buf + data if self._buf else data
+        pos, n = 0, len(data)
+        while True:
+            if self._state == self._DATA:
+                take = min(self._left, n - pos)
                 if take:
                     self.parts.append(data[pos : pos + take])
-                    self.size += take
-                    self._need -= take
+                    self._left -= take
                     pos += take
-                if self._need == 0:
-                    # chunk data is followed by CRLF
-                    if n - pos < 2:
-                        break
-                    if data[pos : pos + 2] != b"\r\n":
-                        raise ProtocolError("missing CRLF after chunk data")
-                    pos += 2
-                    self._need = -1
-        self._buf = b"" if self.done else data[pos:]
-        consumed = pos - used_before if self.done else len(data) - used_before
-        return max(consumed, 0)
+                if self._left:
+                    break
+                self._state = self._DATA_END
+                continue
+            if self._state == self._DATA_END:
+                if n - pos < 2:
+                    break
+                if data[pos : pos + 2] != b"\r\n":
+                    raise ProtocolError("missing CRLF after chunk data")
+                pos += 2
+                self._state = self._SIZE
+                continue
+            eol = data.find(b"\n", pos)
+            if eol < 0:
+                if n - pos > 8192:
+                    raise ProtocolError("chunk size or trailer line too long")
+                break
+            line = data[pos:eol].rstrip(b"\r")
+            pos = eol + 1
+            if self._state == self._TRAILER:
+                if not line:
+                    self.done = True
+                    self._buf = b""
+                    return data[pos:]
+                self.trailers.append(line)
+                continue
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 15:
+                raise ProtocolError("malformed chunk size %r" % size_text[:20])
+            size = int(size_text, 16)
+            if size == 0:
+                self._state = self._TRAILER
+                continue
+            self.size += size
+            if self.size > self.limit:
+                raise ProtocolError("chunked body exceeds %d bytes" % self.limit)
+            self._state, self._left = self._DATA, size
+        self._buf = data[pos:]
+        return None
 
     def body(self) -> bytes:
         return b"".join(self.parts)

@@ -71,7 +71,7 @@ class PythonTransport:
     # ------------------------------------------------------------------ calls
 
     def next(self) -> Invocation:
-        head, body = self._exchange("GET /next", (self._next_request,), MAX_PAYLOAD, keep_array=True)
+        head, body = self._exchange("GET /next", (self._next_request,), MAX_PAYLOAD)
         if head.status != 200:
             raise ProtocolError(
                 "GET /next answered %d %s: %s"
@@ -133,7 +133,7 @@ class PythonTransport:
         return sock
 
     def _exchange(
-        self, call: str, buffers: Tuple[bytes, ...], limit: int, keep_array: bool = False
+        self, call: str, buffers: Tuple[bytes, ...], limit: int
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         """Send one request and read its answer, reconnecting once if a kept-alive
         connection turns out to have been closed by the server before answering."""
@@ -142,14 +142,14 @@ class PythonTransport:
         try:
             try:
                 _send_all(sock, buffers)
-                return self._read_answer(sock, limit, keep_array)
+                return self._read_answer(sock, limit)
             except (ConnectionClosed, ConnectionResetError, BrokenPipeError) as exc:
                 if not reused or getattr(exc, "partial", False):
                     raise
                 self.close()
                 sock = self._connect(call)
                 _send_all(sock, buffers)
-                return self._read_answer(sock, limit, keep_array)
+                return self._read_answer(sock, limit)
         except ProtocolError:
             self.close()
             raise
@@ -158,7 +158,7 @@ class PythonTransport:
             raise TransportError(self.address, call, exc) from None
 
     def _read_answer(
-        self, sock: socket.socket, limit: int, keep_array: bool
+        self, sock: socket.socket, limit: int
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         buf = self._buf
         self._buf = b""
@@ -232,9 +232,9 @@ def _read_chunked(sock: socket.socket, rest: bytes, limit: int) -> Tuple[bytes, 
     decoder = ChunkedDecoder(limit)
     data = rest
     while True:
-        used = decoder.feed(data)
-        if decoder.done:
-            return decoder.body(), data[used:]
+        leftover = decoder.feed(data)
+        if leftover is not None:
+            return decoder.body(), leftover
         data = sock.recv(_RECV)
         if not data:
             raise ConnectionClosed("connection closed by the Runtime API inside a chunked body", True)
