@@ -8,6 +8,7 @@ handler that is not callable is reported at init instead of on the first invoke.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from typing import Any, Callable
@@ -21,9 +22,17 @@ USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
 HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 
 
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
+
+
 def _import_trace(exc: BaseException) -> list:
-    """Stack lines of an ImportError, empty when it was raised by the import system itself."""
-    frames = [f for f in user_frames(exc.__traceback__) if not f.filename.startswith("<frozen ")]
+    """Stack lines of an ImportError raised inside user code; empty when the import
+    system itself raised it (module not found), as in the official client."""
+    frames = [
+        f
+        for f in user_frames(exc.__traceback__)
+        if not f.filename.startswith("<frozen ") and not f.filename.startswith(_IMPORTLIB_DIR)
+    ]
     return traceback.format_list(frames) if frames else []
 
 
