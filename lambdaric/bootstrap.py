@@ -110,9 +110,7 @@ class Runtime:
             self.init_failed(report_fault(EXIT_ERROR, "Runtime exited with error: exit status %s" % _exit_code(exc), None))
 
     def init_failed(self, report: ErrorReport) -> NoReturn:
-        import logging
-
-        logging.getLogger().warning(INIT_WARNING)
+        logs.log_init_warning(self.sink, INIT_WARNING)
         logs.log_uncaught(self.sink, report.error)
         flush_std_streams()
         status, body = self.call("POST /init/error", self.transport.init_error, _error_body(report), report.error_type)

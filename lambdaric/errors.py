@@ -93,8 +93,14 @@ def report_exception(exc: BaseException, request_id: Optional[str]) -> ErrorRepo
     if isinstance(exc, FaultException):
         return ErrorReport(make_error(exc.message, exc.error_type, exc.trace, request_id), (), True)
     frames = user_frames(exc.__traceback__)
-    error = make_error(safe_str(exc), type(exc).__name__, traceback.format_list(frames), request_id)
+    error = make_error(safe_str(exc), type(exc).__name__, format_frames(frames), request_id)
     return ErrorReport(error, [(f.filename, f.lineno, f.name) for f in frames], False)
+
+
+def format_frames(frames: Sequence[traceback.FrameSummary]) -> List[str]:
+    """``traceback.format_list`` without the column carets of Python 3.11+, as the official
+    client reports stack traces (dashboards compare them across Python versions)."""
+    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
 
 
 def report_fault(error_type: str, message: str, request_id: Optional[str], trace: Optional[List[str]] = None) -> ErrorReport:

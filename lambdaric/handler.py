@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from typing import Any, Callable
 
-from .errors import FaultException, safe_str, user_frames
+from .errors import FaultException, format_frames, safe_str, user_frames
 
 MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
@@ -33,7 +32,7 @@ def _import_trace(exc: BaseException) -> list:
         for f in user_frames(exc.__traceback__)
         if not f.filename.startswith("<frozen ") and not f.filename.startswith(_IMPORTLIB_DIR)
     ]
-    return traceback.format_list(frames) if frames else []
+    return format_frames(frames) if frames else []
 
 
 def load_handler(handler: str) -> Callable[..., Any]:

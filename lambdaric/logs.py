@@ -128,3 +128,17 @@ def log_uncaught(sink: StreamSink, error: Dict[str, Any]) -> None:
     from .errors import error_log_lines
 
     sink.write_error(error_log_lines(error))
+
+
+def log_init_warning(sink: StreamSink, message: str) -> None:
+    """The warning logged before an init error, as a WARNING record of the root logger.
+
+    It goes through the root logger's level like any record, and its text form ends in
+    CR LF, as the official client writes it.
+    """
+    root = logging.getLogger()
+    if not root.isEnabledFor(logging.WARNING):
+        return
+    record = root.makeRecord(root.name, logging.WARNING, __file__, 0, message, (), None)
+    RequestIdFilter().filter(record)
+    sink.write(TextFormatter().format(record)[:-1] + "\r\n")
