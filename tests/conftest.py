@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runtime_api import Event, Reply, RuntimeAPI, RunResult, run_runtime as _run_runtime  # noqa: E402
+from peers import awslambdaric_peer, rie  # noqa: E402,F401  (real peers: fixtures that skip with the reason)
 
 __all__ = ["Event", "Reply", "RuntimeAPI", "RunResult"]
 
