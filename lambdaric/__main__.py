@@ -11,8 +11,11 @@ from typing import List, Optional
 
 USAGE = """\
 usage: python -m lambdaric [--version] [--help] HANDLER
+       python -m lambdaric invoke [--help] ...
 
 Run an AWS Lambda function handler over the Lambda Runtime API.
+With AWS_LAMBDA_RUNTIME_API unset, serve it locally behind the built-in
+emulator instead (see `python -m lambdaric --help` there).
 
   HANDLER    module.function to call for each event, e.g. app.handler
              (the module part may use / for folders: src/app.handler).
@@ -39,6 +42,15 @@ def _setup_sys_path(environ: "os._Environ[str]") -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "invoke":
+        from .invoke import main as invoke_main
+
+        return invoke_main(args[1:])
+    if not os.environ.get("AWS_LAMBDA_RUNTIME_API") and not (args and args[0] in ("-V", "--version")):
+        # Outside Lambda: serve the function behind the built-in emulator.
+        from .emulator.cli import main as emulate
+
+        return emulate(args)
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
@@ -53,12 +65,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     handler = args[0] if args else os.environ.get("_HANDLER", "")
     if not handler:
         sys.stderr.write("lambdaric: no handler given (pass module.function or set _HANDLER)\n%s" % USAGE)
-        return 2
-    if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):
-        sys.stderr.write(
-            "lambdaric: AWS_LAMBDA_RUNTIME_API is not set; run this inside Lambda or behind a Runtime API "
-            "(the built-in emulator is not part of this version)\n"
-        )
         return 2
     _setup_sys_path(os.environ)
     from .bootstrap import run

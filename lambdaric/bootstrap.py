@@ -160,6 +160,7 @@ class Runtime:
             if len(body) > protocol.MAX_PAYLOAD:
                 self.report_too_large(inv, len(body))
                 return
+            flush_std_streams()  # the invoke's output reaches the log before its result
             status, answer = self.call(
                 "POST /response", self.transport.respond, inv.request_id, body, content_type, inv.invocation_id
             )
@@ -190,6 +191,7 @@ class Runtime:
 
     def report_error(self, inv: protocol.Invocation, report: ErrorReport) -> None:
         logs.log_uncaught(self.sink, report.error)
+        flush_std_streams()
         cause = marshal.dumps_ascii(report.xray_cause())
         xray = cause if len(cause) < protocol.MAX_XRAY_CAUSE else None
         status, answer = self.call(

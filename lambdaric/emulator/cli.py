@@ -1,0 +1,163 @@
+"""``python -m lambdaric HANDLER`` outside Lambda: serve the function on loopback.
+
+Only loaded when ``AWS_LAMBDA_RUNTIME_API`` is unset, so argparse and asyncio never
+weigh on a real cold start.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import sys
+import time
+from typing import Dict, List, Optional
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lambdaric",
+        description=(
+            "Outside Lambda (AWS_LAMBDA_RUNTIME_API unset): serve HANDLER behind a local emulator of the "
+            "Lambda Invoke API, running it in child runtime processes."
+        ),
+    )
+    p.add_argument("handler", nargs="?", help="module.function to serve (default: $_HANDLER)")
+    p.add_argument(
+        "--listen",
+        default=os.environ.get("LAMBDARIC_LISTEN", DEFAULT_LISTEN),
+        help="HOST:PORT for the Invoke API (env LAMBDARIC_LISTEN; default %(default)s; "
+        "use 0.0.0.0:PORT only if you mean to expose it)",
+    )
+    p.add_argument(
+        "--command",
+        default=os.environ.get("LAMBDARIC_RUNTIME_COMMAND"),
+        help="run this runtime command instead of lambdaric itself, e.g. 'python -m awslambdaric app.handler'",
+    )
+    p.add_argument("--function-name", default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function"))
+    p.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "300")),
+                   help="seconds before an invoke times out (env AWS_LAMBDA_FUNCTION_TIMEOUT; default %(default)s)")
+    p.add_argument("--memory", type=int, default=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")),
+                   help="MB reported as Memory Size (default %(default)s)")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("LAMBDARIC_CONCURRENCY", "4")),
+                   help="most runtime processes serving overlapping invokes (default %(default)s)")
+    p.add_argument("--queue", type=int, default=64, help="invokes that may wait for a runtime before 429 (default %(default)s)")
+    p.add_argument("--eager", action="store_true", help="start a runtime now instead of on the first invoke")
+    p.add_argument("--watch", action="store_true", help="restart the runtimes when files under the working directory change")
+    return p
+
+
+def split_listen(value: str) -> "tuple[str, int]":
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit("lambdaric: --listen must be HOST:PORT, not %r" % value)
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def child_environment(handler: Optional[str], function_name: str, memory: int, cwd: str) -> Dict[str, str]:
+    """The environment a runtime sees: ours, plus what Lambda would set that is missing."""
+    env = dict(os.environ)
+    env.pop("AWS_LAMBDA_RUNTIME_API", None)
+    defaults = {
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + function_name,
+        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/") + "[$LATEST]" + os.urandom(16).hex(),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": cwd,
+    }
+    if handler:
+        defaults["_HANDLER"] = handler
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    return env
+
+
+async def _watch(emulator, root: str, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+    """Poll file modification times under ``root``; recycle the runtimes on any change."""
+
+    def snapshot() -> Dict[str, float]:
+        seen: Dict[str, float] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("__pycache__", "node_modules")]
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    seen[path] = os.stat(path).st_mtime
+                except OSError:
+                    pass
+            if len(seen) > 20000:
+                break
+        return seen
+
+    before = snapshot()
+    while True:
+        await asyncio.sleep(interval)
+        now = snapshot()
+        if now != before:
+            before = now
+            sys.stderr.write("lambdaric: files changed, restarting the runtime\n")
+            emulator.pool.recycle_all()
+
+
+async def serve(args: argparse.Namespace, command: List[str]) -> int:
+    from .sandbox import echo_to
+    from .server import Emulator, EmulatorSettings
+
+    host, port = split_listen(args.listen)
+    cwd = os.getcwd()
+    settings = EmulatorSettings(
+        command=command,
+        env=child_environment(args.handler, args.function_name, args.memory, cwd),
+        cwd=cwd,
+        host=host,
+        port=port,
+        function_name=args.function_name,
+        memory_mb=args.memory,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        queue_limit=args.queue,
+        eager=args.eager,
+    )
+    emulator = Emulator(settings, echo_to(sys.stdout.buffer))
+    try:
+        await emulator.start()
+    except OSError as exc:
+        sys.stderr.write("lambdaric: cannot listen on %s: %s\n" % (args.listen, exc.strerror or exc))
+        return 1
+    bound_host, bound_port = emulator.address
+    sys.stderr.write(
+        "lambdaric: serving %s on http://%s:%d/2015-03-31/functions/%s/invocations (Ctrl-C to stop)\n"
+        % (args.handler or " ".join(command), bound_host, bound_port, args.function_name)
+    )
+    sys.stderr.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.ensure_future(_watch(emulator, cwd)) if args.watch else None
+    try:
+        await stop.wait()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await emulator.close()
+    return 0
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    args.handler = args.handler or os.environ.get("_HANDLER") or None
+    if args.command:
+        command = shlex.split(args.command)
+    elif args.handler:
+        command = [sys.executable, "-m", "lambdaric", args.handler]
+    else:
+        sys.stderr.write("lambdaric: no handler given (pass module.function, set _HANDLER, or give --command)\n")
+        return 2
+    return asyncio.run(serve(args, command))

@@ -1,0 +1,221 @@
+"""A small asyncio HTTP/1.1 server core shared by the emulator's two APIs.
+
+Reads one request at a time from a connection (keep-alive), with Content-Length or
+chunked bodies (trailers kept, for streamed function responses), enforcing head and body
+limits with clear errors; writes responses with a Content-Length or chunked. Bodies can
+be consumed incrementally (``BodyReader``) so a streamed function response is forwarded
+chunk by chunk instead of buffered.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+
+from ..protocol import MAX_HEAD
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class BadRequest(Exception):
+    """The peer sent something that is not HTTP we accept; answered with ``status``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Request:
+    """One request head plus a reader for its body."""
+
+    __slots__ = ("method", "target", "path", "query", "headers", "body_reader")
+
+    def __init__(self, method: str, target: str, headers: Dict[str, str], body_reader: "BodyReader") -> None:
+        self.method = method
+        self.target = target
+        self.path, _, self.query = target.partition("?")
+        self.headers = headers
+        self.body_reader = body_reader
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        return self.headers.get(name.lower(), default)
+
+    def query_params(self) -> Dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(self.query))
+
+
+class BodyReader:
+    """The body of one request, read whole (``read``) or chunk by chunk (``chunks``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, length: int, chunked: bool, limit: int) -> None:
+        self._reader = reader
+        self._left = length
+        self._chunked = chunked
+        self._limit = limit
+        self.size = 0
+        self.trailers: Dict[str, str] = {}
+        self.too_large = False
+        self.done = not chunked and length == 0
+
+    async def next_chunk(self) -> Optional[bytes]:
+        """The next piece of the body, or None at its end. Over ``limit`` sets
+        ``too_large`` and keeps draining so the connection stays usable."""
+        if self.done:
+            return None
+        if not self._chunked:
+            data = await self._reader.read(min(self._left, 1 << 20))
+            if not data:
+                raise BadRequest("connection closed inside the body")
+            self._left -= len(data)
+            self.done = self._left == 0
+            return self._count(data)
+        line = await self._reader.readline()
+        if not line.endswith(b"\n"):
+            raise BadRequest("connection closed inside a chunked body")
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 15:
+            raise BadRequest("malformed chunk size %r" % size_text[:20])
+        size = int(size_text, 16)
+        if size == 0:
+            await self._read_trailers()
+            self.done = True
+            return None
+        data = await self._reader.readexactly(size)
+        if await self._reader.readexactly(2) != b"\r\n":
+            raise BadRequest("missing CRLF after chunk data")
+        return self._count(data)
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self._limit:
+            self.too_large = True
+        return data
+
+    async def _read_trailers(self) -> None:
+        total = 0
+        while True:
+            line = await self._reader.readline()
+            total += len(line)
+            if total > MAX_HEAD:
+                raise BadRequest("trailers too large", 431)
+            line = line.rstrip(b"\r\n")
+            if not line:
+                return
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep:
+                self.trailers[name.strip().lower()] = value.strip()
+
+    async def read(self) -> bytes:
+        """The whole body; when it exceeds the limit the excess is drained and dropped."""
+        parts: List[bytes] = []
+        while True:
+            data = await self.next_chunk()
+            if data is None:
+                return b"".join(parts)
+            if not self.too_large:
+                parts.append(data)
+
+    async def drain(self) -> None:
+        while await self.next_chunk() is not None:
+            pass
+
+
+async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optional[Request]:
+    """Read the next request head on a connection; None when the peer closed cleanly."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial.strip():
+            raise BadRequest("connection closed inside a request head")
+        return None
+    except asyncio.LimitOverrunError:
+        raise BadRequest("request head exceeds %d bytes" % MAX_HEAD, 431)
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise BadRequest("malformed request line %r" % lines[0][:100])
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        if not sep or not name or " " in name:
+            raise BadRequest("malformed header line %r" % line[:100])
+        value = value.strip()
+        headers[name] = headers[name] + "," + value if name in headers else value
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    length = 0
+    if not chunked:
+        raw = headers.get("content-length", "0")
+        if not raw.isdigit():
+            raise BadRequest("invalid Content-Length %r" % raw[:30])
+        length = int(raw)
+    return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit))
+
+
+def response_head(status: int, headers: List[Tuple[str, str]], length: Optional[int]) -> bytes:
+    """Status line and headers; ``length`` None means a chunked body follows."""
+    lines = ["HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))]
+    lines += ["%s: %s\r\n" % (name, value) for name, value in headers]
+    lines.append("Content-Length: %d\r\n" % length if length is not None else "Transfer-Encoding: chunked\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+async def send(writer: asyncio.StreamWriter, status: int, body: bytes = b"", headers: List[Tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+    writer.write(response_head(status, list(headers), len(body)) + body)
+    await writer.drain()
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    handler: Handler,
+    body_limit: int,
+    error_body: Callable[[int, str], Tuple[bytes, List[Tuple[str, str]]]],
+) -> None:
+    """Serve requests on one connection until it closes; bad requests get one clear answer."""
+    try:
+        while True:
+            try:
+                request = await read_request(reader, body_limit)
+            except BadRequest as exc:
+                body, headers = error_body(exc.status, str(exc))
+                await send(writer, exc.status, body, headers + [("Connection", "close")])
+                return
+            if request is None:
+                return
+            await handler(request, writer)
+            if not request.body_reader.done:
+                await request.body_reader.drain()
+    except (ConnectionError, asyncio.IncompleteReadError, BadRequest):
+        pass
+    except asyncio.CancelledError:  # the server is shutting down under a held request
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:  # pragma: no cover
+            pass

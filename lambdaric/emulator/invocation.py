@@ -1,0 +1,157 @@
+"""What one invoke is inside the emulator, and how it ended.
+
+Plain values shared by the Invoke API side (which creates invocations and turns outcomes
+into HTTP answers) and the sandbox side (which delivers them to a runtime).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Callable, Dict, List, Optional, Tuple
+
+#: How much of an invoke's log goes back with ``X-Amz-Log-Type: Tail``.
+TAIL_BYTES = 4096
+
+
+def new_trace_id() -> str:
+    """An X-Ray trace header like the one Lambda makes when the caller sent none."""
+    return "Root=1-%08x-%s;Parent=%s;Sampled=0" % (int(time.time()), os.urandom(12).hex(), os.urandom(8).hex())
+
+
+class Outcome:
+    """How an invocation ended. ``kind`` is one of ``response``, ``error`` (the function
+    failed: the body is the error JSON) or ``fault`` (the platform failed it: timeout,
+    exit, init error, size; the body is an error JSON too)."""
+
+    __slots__ = ("kind", "body", "content_type", "error_type")
+
+    def __init__(self, kind: str, body: bytes, content_type: str = "application/json", error_type: Optional[str] = None) -> None:
+        self.kind = kind
+        self.body = body
+        self.content_type = content_type
+        self.error_type = error_type
+
+    @property
+    def failed(self) -> bool:
+        return self.kind != "response"
+
+    @classmethod
+    def fault(cls, error_type: str, message: str) -> "Outcome":
+        body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+        return cls("fault", body, "application/json", error_type)
+
+    def error_code_and_details(self) -> Tuple[str, str]:
+        """``(ErrorCode, ErrorDetails)`` for a streamed ``InvokeComplete``."""
+        try:
+            obj = json.loads(self.body)
+            return obj.get("errorType") or self.error_type or "Unhandled", obj.get("errorMessage", "")
+        except Exception:
+            return self.error_type or "Unhandled", self.body.decode("utf-8", "replace")
+
+
+class Invocation:
+    """One event on its way from a caller to a runtime and back."""
+
+    def __init__(
+        self,
+        payload: bytes,
+        *,
+        function_arn: str,
+        timeout: float,
+        client_context: Optional[str] = None,
+        cognito_identity: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+        trace_id: Optional[str] = None,
+        streaming: bool = False,
+    ) -> None:
+        self.request_id = str(uuid.uuid4())
+        self.payload = payload
+        self.function_arn = function_arn
+        self.timeout = timeout
+        self.client_context = client_context
+        self.cognito_identity = cognito_identity
+        self.tenant_id = tenant_id
+        self.trace_id = trace_id or new_trace_id()
+        self.streaming = streaming
+        loop = asyncio.get_running_loop()
+        self.outcome: "asyncio.Future[Outcome]" = loop.create_future()
+        #: chunks of a streamed response for a streaming caller; None marks the end
+        self.chunks: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
+        self.streamed = False
+        self.delivered = asyncio.Event()
+        self.on_delivery: Optional[Callable[["Invocation"], None]] = None
+        self.log = bytearray()
+        self.state = "queued"  # queued -> delivered -> answered | timedout
+        self.deadline_ms = 0
+        self.delivered_at = 0.0
+        self.finished_at = 0.0
+
+    def next_headers(self) -> List[Tuple[str, str]]:
+        """Headers of the ``/next`` answer that delivers this invocation."""
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Lambda-Runtime-Aws-Request-Id", self.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(self.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", self.function_arn),
+            ("Lambda-Runtime-Trace-Id", self.trace_id),
+        ]
+        for name, value in (
+            ("Lambda-Runtime-Client-Context", self.client_context),
+            ("Lambda-Runtime-Cognito-Identity", self.cognito_identity),
+            ("Lambda-Runtime-Aws-Tenant-Id", self.tenant_id),
+        ):
+            if value:
+                headers.append((name, value))
+        return headers
+
+    def finish(self, outcome: Outcome) -> bool:
+        """Settle the invocation once; later attempts are ignored (returns False)."""
+        if self.outcome.done():
+            return False
+        self.finished_at = time.monotonic()
+        self.outcome.set_result(outcome)
+        self.chunks.put_nowait(None)
+        return True
+
+    def add_log(self, data: bytes) -> None:
+        self.log += data
+        if len(self.log) > 4 * TAIL_BYTES:
+            del self.log[: len(self.log) - TAIL_BYTES]
+
+    def tail(self) -> bytes:
+        return bytes(self.log[-TAIL_BYTES:])
+
+
+def report_line(inv: Invocation, init_ms: Optional[float], memory_mb: int, max_used_mb: int) -> str:
+    """Lambda's ``REPORT`` line (Init Duration only on a cold start)."""
+    duration = max((inv.finished_at - inv.delivered_at) * 1000.0, 0.0) if inv.delivered_at else 0.0
+    billed = int(-(-(duration + (init_ms or 0.0)) // 1))
+    line = "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t" % (
+        inv.request_id,
+        duration,
+        max(billed, 1),
+        memory_mb,
+        max_used_mb,
+    )
+    if init_ms is not None:
+        line += "Init Duration: %.2f ms\t" % init_ms
+    return line
+
+
+def peak_rss_mb(pid: int) -> int:
+    """Peak resident memory of a process in MB (``VmHWM``), 0 when unknown."""
+    try:
+        with open("/proc/%d/status" % pid, "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return -(-int(line.split()[1]) // 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def headers_dict(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
+    return {k.lower(): v for k, v in pairs}

@@ -1,0 +1,409 @@
+"""A sandbox: one child runtime process and the strict Runtime API it talks to.
+
+Each sandbox listens on its own loopback port (as each Lambda execution environment has
+its own Runtime API), so a pool of them never mixes up invocations. The Runtime API side
+keeps the real one's state machine: 400 ``InvalidRequestID`` for an id it never gave out,
+403 ``InvalidStateTransition`` for a second answer or an init error after ``/next``,
+410 for an answer after the timeout, 413 for a buffered response over 6291556 bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import os
+import re
+import signal
+import time
+from typing import Callable, Dict, List, Optional
+
+from .. import protocol
+from . import http
+from .invocation import Invocation, Outcome, peak_rss_mb
+
+_RUNTIME_PREFIX = "/2018-06-01/runtime/"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
+_ERROR_TYPE = re.compile(r"[\x21-\x7e]{1,256}\Z")
+#: Streamed responses may be far larger than buffered ones.
+MAX_STREAMED = 200 * 1024 * 1024
+#: How long a runtime may take to initialise before its first /next, at least.
+MIN_INIT_TIMEOUT = 10.0
+
+
+def _api_error(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class SandboxConfig:
+    """How to start a runtime: its command, environment and function settings."""
+
+    def __init__(
+        self,
+        command: List[str],
+        env: Dict[str, str],
+        cwd: str,
+        memory_mb: int,
+        echo: Callable[[bytes], None],
+    ) -> None:
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.memory_mb = memory_mb
+        self.echo = echo
+
+
+class Sandbox:
+    """One runtime process; runs one invocation at a time (see module docstring)."""
+
+    def __init__(self, config: SandboxConfig, index: int) -> None:
+        self.config = config
+        self.index = index
+        self.proc: Optional[asyncio.subprocess.Process] = None
+        self.server: Optional[asyncio.base_events.Server] = None
+        self.address = ""
+        self.dead = False
+        self.recycle = False  # restart after the current invocation (--watch)
+        self.saw_next = False
+        self.spawned_at = 0.0
+        self.init_ms: Optional[float] = None  # reported once, with the first invocation
+        self.current: Optional[Invocation] = None
+        self._offers: "asyncio.Queue[Invocation]" = asyncio.Queue(maxsize=1)
+        self._done: Dict[str, str] = {}
+        self._init_log = bytearray()
+        self._pumps: List["asyncio.Task[None]"] = []
+        self._exit_task: Optional["asyncio.Task[None]"] = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0, limit=protocol.MAX_HEAD)
+        port = self.server.sockets[0].getsockname()[1]
+        self.address = "127.0.0.1:%d" % port
+        env = dict(self.config.env, AWS_LAMBDA_RUNTIME_API=self.address)
+        self.spawned_at = time.monotonic()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.config.command,
+                env=env,
+                cwd=self.config.cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.dead = True
+            self.server.close()
+            raise RuntimeError("cannot start the runtime %r: %s" % (self.config.command, exc)) from None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._pumps = [
+            asyncio.ensure_future(self._pump(self.proc.stdout)),
+            asyncio.ensure_future(self._pump(self.proc.stderr)),
+        ]
+        self._exit_task = asyncio.ensure_future(self._watch_exit())
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """End the runtime (SIGTERM, then SIGKILL after ``grace``) and its Runtime API."""
+        self.dead = True
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                try:
+                    await asyncio.wait_for(proc.wait(), wait)
+                    break
+                except asyncio.TimeoutError:
+                    continue
+        if self._exit_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exit_task), 5.0)
+            except asyncio.TimeoutError:  # pragma: no cover
+                pass
+        if self.server is not None:
+            self.server.close()
+
+    def kill_now(self) -> None:
+        self.dead = True
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def _watch_exit(self) -> None:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        self.dead = True
+        inv = self.current
+        if inv is not None and not inv.outcome.done():
+            how = "exit status %d" % code if code >= 0 else "signal: %s" % _signal_name(-code)
+            inv.finish(
+                Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited with error: %s" % (inv.request_id, how))
+            )
+        if self.server is not None:
+            self.server.close()
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
+        """Forward the runtime's output to ours and keep it for the invoke's log tail."""
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                return
+            self.config.echo(data)
+            inv = self.current
+            if inv is not None and inv.state != "queued":
+                inv.add_log(data)
+            else:
+                self._init_log += data
+                del self._init_log[: max(len(self._init_log) - 4096, 0)]
+
+    # ------------------------------------------------------------------ invoking
+
+    async def run(self, inv: Invocation, on_start: Callable[[Invocation], None]) -> Outcome:
+        """Deliver ``inv`` to the runtime and wait for its outcome, within its timeout."""
+        self.current = inv
+        try:
+            if self.dead:
+                inv.finish(Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited" % inv.request_id))
+                return inv.outcome.result()
+            inv.deadline_ms = int((time.time() + inv.timeout) * 1000)
+            inv.on_delivery = on_start
+            self._offers.put_nowait(inv)
+            init_wait = max(MIN_INIT_TIMEOUT, inv.timeout) if not self.saw_next else None
+            delivered = asyncio.ensure_future(inv.delivered.wait())
+            done, _ = await asyncio.wait({delivered, inv.outcome}, timeout=init_wait, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                delivered.cancel()
+                self.kill_now()
+                inv.finish(Outcome.fault("Runtime.InitTimeout", "RequestId: %s Error: Init timed out after %.2f seconds" % (inv.request_id, init_wait or 0)))
+                return inv.outcome.result()
+            if not inv.delivered.is_set():  # init failed or the runtime died before taking it
+                delivered.cancel()
+                return inv.outcome.result()
+            try:
+                await asyncio.wait_for(asyncio.shield(inv.outcome), inv.timeout)
+            except asyncio.TimeoutError:
+                inv.state = "timedout"
+                self._done[inv.request_id] = "timedout"
+                self.kill_now()
+                inv.finish(
+                    Outcome.fault(
+                        "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %.2f seconds" % (inv.request_id, inv.timeout)
+                    )
+                )
+            await asyncio.sleep(0)  # let the output pumps take what the runtime wrote before answering
+            return inv.outcome.result()
+        finally:
+            if inv.state == "queued":  # never delivered: take the offer back
+                try:
+                    self._offers.get_nowait()
+                except asyncio.QueueEmpty:
+                    pass
+            if inv.state == "delivered":
+                inv.state = "answered"
+            self._remember(inv.request_id, "timedout" if inv.state == "timedout" else "answered")
+            self.current = None
+
+    def _take_init_log(self) -> bytes:
+        data = bytes(self._init_log)
+        self._init_log.clear()
+        return data
+
+    def take_init_ms(self) -> Optional[float]:
+        value, self.init_ms = self.init_ms, None
+        return value
+
+    def max_memory_used_mb(self) -> int:
+        return peak_rss_mb(self.proc.pid) if self.proc is not None else 0
+
+    def _remember(self, request_id: str, state: str) -> None:
+        self._done[request_id] = state
+        if len(self._done) > 1000:
+            for key in list(self._done)[:500]:
+                del self._done[key]
+
+    # ------------------------------------------------------------------ Runtime API
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await http.serve_connection(reader, writer, self._handle, protocol.MAX_PAYLOAD, _error_answer)
+
+    async def _handle(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        if not req.path.startswith(_RUNTIME_PREFIX):
+            await _answer(writer, 404, "NotFound", "unknown path %s" % req.path[:200])
+            return
+        rest = req.path[len(_RUNTIME_PREFIX) :]
+        if rest == "invocation/next" and req.method == "GET":
+            await self._next(writer)
+        elif rest == "init/error" and req.method == "POST":
+            await self._init_error(req, writer)
+        elif rest == "restore/next" and req.method == "GET":
+            await _answer(writer, 404, "InvalidStateTransition", "SnapStart is not enabled for this function")
+        elif rest.startswith("invocation/") and req.method == "POST":
+            parts = rest.split("/")
+            if len(parts) == 3 and parts[2] in ("response", "error"):
+                await self._answer_for(parts[1], parts[2], req, writer)
+            else:
+                await _answer(writer, 404, "NotFound", "unknown path %s" % req.path[:200])
+        else:
+            await _answer(writer, 404 if req.method in ("GET", "POST") else 405, "NotFound", "unknown path %s" % req.path[:200])
+
+    async def _next(self, writer: asyncio.StreamWriter) -> None:
+        if self.current is not None and self.current.state == "delivered":
+            await _answer(writer, 403, "InvalidStateTransition", "/next called before the invocation %s was answered" % self.current.request_id)
+            return
+        if not self.saw_next:
+            self.saw_next = True
+            self.init_ms = (time.monotonic() - self.spawned_at) * 1000.0
+        while True:
+            inv = await self._offers.get()
+            if not writer.is_closing():
+                break
+            self._offers.put_nowait(inv)  # this /next was abandoned: another one will take it
+            return
+        inv.state = "delivered"
+        inv.log[:0] = self._take_init_log()
+        if inv.on_delivery is not None:
+            inv.on_delivery(inv)
+        inv.delivered_at = time.monotonic()
+        inv.delivered.set()
+        writer.write(http.response_head(200, inv.next_headers(), len(inv.payload)) + inv.payload)
+        await writer.drain()
+
+    async def _init_error(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        body = await req.body_reader.read()
+        if self.saw_next:
+            await _answer(writer, 403, "InvalidStateTransition", "init error reported after /next")
+            return
+        error_type = req.header(protocol.ERROR_TYPE_HEADER) or "Runtime.Unknown"
+        inv = self.current
+        if inv is not None:
+            inv.finish(Outcome("error", body or _api_error(error_type, "init failed"), "application/json", error_type))
+        self.recycle = True
+        await _answer(writer, 202)
+
+    async def _answer_for(self, request_id: str, kind: str, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        inv = self.current
+        if not _REQUEST_ID.match(request_id):
+            await _answer(writer, 400, "InvalidRequestID", "invalid request id")
+            return
+        if inv is None or inv.request_id != request_id or inv.state != "delivered":
+            state = self._done.get(request_id)
+            if inv is not None and inv.request_id == request_id and inv.state == "timedout":
+                state = "timedout"
+            if state == "timedout":
+                await _answer(writer, 410, "InvokeTimeout", "the invocation %s timed out" % request_id)
+            elif state == "answered" or (inv is not None and inv.request_id == request_id):
+                await _answer(writer, 403, "InvalidStateTransition", "the invocation %s was answered already" % request_id)
+            else:
+                await _answer(writer, 400, "InvalidRequestID", "unknown request id %s" % request_id)
+            return
+        if kind == "error":
+            await self._error(inv, req, writer)
+            return
+        mode = req.header("lambda-runtime-function-response-mode")
+        if mode is not None and mode.lower() != "streaming":
+            await _answer(writer, 400, "InvalidFunctionResponseMode", "unsupported response mode %r" % mode[:50])
+            return
+        content_type = req.header("content-type") or "application/json"
+        if mode is not None:
+            await self._streamed(inv, req, writer, content_type)
+            return
+        body = await req.body_reader.read()
+        if req.body_reader.too_large:
+            await _answer(writer, 413, "RequestEntityTooLarge", "Exceeded maximum allowed payload size (%d bytes)." % protocol.MAX_PAYLOAD)
+            inv.finish(_too_large(req.body_reader.size))
+            return
+        inv.state = "answered"
+        inv.finish(Outcome("response", body, content_type))
+        await _answer(writer, 202)
+
+    async def _error(self, inv: Invocation, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        body = await req.body_reader.read()
+        error_type = req.header(protocol.ERROR_TYPE_HEADER)
+        if error_type is not None and not _ERROR_TYPE.match(error_type):
+            await _answer(writer, 400, "InvalidErrorType", "invalid %s header" % protocol.ERROR_TYPE_HEADER)
+            return
+        if req.body_reader.too_large:
+            body = _api_error(error_type or "Unhandled", "error body over %d bytes, truncated" % protocol.MAX_PAYLOAD)
+        inv.state = "answered"
+        inv.finish(Outcome("error", body, "application/json", error_type or "Unhandled"))
+        await _answer(writer, 202)
+
+    async def _streamed(self, inv: Invocation, req: http.Request, writer: asyncio.StreamWriter, content_type: str) -> None:
+        inv.streamed = True
+        parts: List[bytes] = []
+        size = 0
+        limit = MAX_STREAMED if inv.streaming else protocol.MAX_PAYLOAD
+        while True:
+            data = await req.body_reader.next_chunk()
+            if data is None:
+                break
+            size += len(data)
+            if size > limit or inv.outcome.done():
+                continue
+            if inv.streaming:
+                inv.chunks.put_nowait(data)
+            else:
+                parts.append(data)
+        trailers = req.body_reader.trailers
+        error_type = trailers.get(protocol.ERROR_TYPE_HEADER.lower())
+        inv.state = "answered"
+        if size > limit:
+            await _answer(writer, 413, "RequestEntityTooLarge", "Exceeded maximum allowed payload size (%d bytes)." % limit)
+            inv.finish(_too_large(size))
+            return
+        if error_type:
+            raw = trailers.get("lambda-runtime-function-error-body", "")
+            try:
+                body = base64.b64decode(raw, validate=True) if raw else b""
+            except (binascii.Error, ValueError):
+                body = b""
+            inv.finish(Outcome("error", body or _api_error(error_type, ""), "application/json", error_type))
+        else:
+            inv.finish(Outcome("response", b"".join(parts), content_type))
+        await _answer(writer, 202)
+
+
+def _too_large(size: int) -> Outcome:
+    return Outcome.fault(
+        "Function.ResponseSizeTooLarge",
+        "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (size, protocol.MAX_PAYLOAD),
+    )
+
+
+def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
+    return _api_error("InvalidRequest", message), [("Content-Type", "application/json")]
+
+
+async def _answer(writer: asyncio.StreamWriter, status: int, error_type: Optional[str] = None, message: str = "") -> None:
+    body = b'{"status":"OK"}\n' if error_type is None else _api_error(error_type, message)
+    await http.send(writer, status, body, [("Content-Type", "application/json")])
+
+
+def _signal_name(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return str(number)
+    return {"SIGKILL": "killed", "SIGTERM": "terminated", "SIGSEGV": "segmentation fault", "SIGABRT": "aborted"}.get(
+        name, name.lower()
+    )
+
+
+def echo_to(stream) -> Callable[[bytes], None]:  # type: ignore[no-untyped-def]
+    """An echo function writing runtime output through to ``stream`` (binary)."""
+
+    def echo(data: bytes) -> None:
+        try:
+            stream.write(data)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    return echo
+

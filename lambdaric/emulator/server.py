@@ -1,0 +1,364 @@
+"""The emulator: the Lambda Invoke API on loopback, in front of a pool of sandboxes.
+
+Faithful to Lambda where the official emulator is not: function errors carry
+``X-Amz-Function-Error: Unhandled``; Event and DryRun invocations are honoured; oversized
+payloads get 413 instead of being truncated; overlapping invokes are served by a pool of
+runtimes (queued with a bound, then 429); the trace header is forwarded.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import sys
+import time
+from typing import Awaitable, Callable, List, Optional, Tuple
+
+from .. import protocol
+from . import http
+from .invocation import Invocation, Outcome, report_line
+from .sandbox import Sandbox, SandboxConfig
+
+_INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations\Z")
+_STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations\Z")
+
+
+class TooManyRequests(Exception):
+    pass
+
+
+class Pool:
+    """Up to ``size`` sandboxes, made on demand; invocations beyond them wait in a queue of
+    at most ``queue_limit`` (then :class:`TooManyRequests`)."""
+
+    def __init__(self, config: SandboxConfig, size: int, queue_limit: int) -> None:
+        self.config = config
+        self.size = max(1, size)
+        self.queue_limit = queue_limit
+        self.sandboxes: List[Sandbox] = []
+        self._idle: List[Sandbox] = []
+        self._waiters: List["asyncio.Future[Sandbox]"] = []
+        self._made = 0
+
+    async def acquire(self) -> Sandbox:
+        while self._idle:
+            sandbox = self._idle.pop()
+            if not sandbox.dead and not sandbox.recycle:
+                return sandbox
+            await self._retire(sandbox)
+        if len(self.sandboxes) < self.size:
+            return await self._make()
+        if len(self._waiters) >= self.queue_limit:
+            raise TooManyRequests()
+        waiter: "asyncio.Future[Sandbox]" = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            sandbox = await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if sandbox.dead or sandbox.recycle:
+            await self._retire(sandbox)
+            return await self._make()
+        return sandbox
+
+    def release(self, sandbox: Sandbox) -> None:
+        while self._waiters:
+            waiter = self._waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(sandbox)
+                return
+        if sandbox.dead or sandbox.recycle:
+            asyncio.ensure_future(self._retire(sandbox))
+        else:
+            self._idle.append(sandbox)
+
+    async def _make(self) -> Sandbox:
+        self._made += 1
+        sandbox = Sandbox(self.config, self._made)
+        self.sandboxes.append(sandbox)
+        try:
+            await sandbox.start()
+        except Exception:
+            self.sandboxes.remove(sandbox)
+            raise
+        return sandbox
+
+    async def _retire(self, sandbox: Sandbox) -> None:
+        if sandbox in self.sandboxes:
+            self.sandboxes.remove(sandbox)
+        if sandbox in self._idle:
+            self._idle.remove(sandbox)
+        await sandbox.stop()
+
+    async def warm(self) -> None:
+        """Eager init: start one sandbox now rather than on the first invoke."""
+        self.release(await self._make())
+
+    def recycle_all(self) -> None:
+        """Restart every runtime: idle ones now, busy ones when their invoke ends."""
+        for sandbox in list(self.sandboxes):
+            sandbox.recycle = True
+        for sandbox in list(self._idle):
+            self._idle.remove(sandbox)
+            asyncio.ensure_future(self._retire(sandbox))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.stop() for s in list(self.sandboxes)), return_exceptions=True)
+        self.sandboxes.clear()
+        self._idle.clear()
+
+
+class EmulatorSettings:
+    """Everything the emulator needs to know, decided once by the CLI."""
+
+    def __init__(
+        self,
+        command: List[str],
+        env: dict,
+        cwd: str,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        function_name: str = "function",
+        memory_mb: int = 3008,
+        timeout: float = 300.0,
+        concurrency: int = 4,
+        queue_limit: int = 64,
+        eager: bool = False,
+        region: str = "us-east-1",
+        account: str = "012345678912",
+    ) -> None:
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.host = host
+        self.port = port
+        self.function_name = function_name
+        self.memory_mb = memory_mb
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.queue_limit = queue_limit
+        self.eager = eager
+        self.region = region
+        self.account = account
+
+    def arn(self, name: str, qualifier: Optional[str]) -> str:
+        arn = "arn:aws:lambda:%s:%s:function:%s" % (self.region, self.account, name)
+        return arn + ":" + qualifier if qualifier else arn
+
+
+class Emulator:
+    """The Invoke API server and its pool (see module docstring)."""
+
+    def __init__(self, settings: EmulatorSettings, out: Callable[[bytes], None]) -> None:
+        self.settings = settings
+        self.out = out
+        config = SandboxConfig(settings.command, settings.env, settings.cwd, settings.memory_mb, out)
+        self.pool = Pool(config, settings.concurrency, settings.queue_limit)
+        self.server: Optional[asyncio.base_events.Server] = None
+        self.background: "set[asyncio.Task[None]]" = set()
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(
+            self._on_connection, self.settings.host, self.settings.port, limit=protocol.MAX_HEAD
+        )
+        if self.settings.eager:
+            await self.pool.warm()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.background):
+            task.cancel()
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await http.serve_connection(reader, writer, self._handle, protocol.MAX_PAYLOAD, _error_answer)
+
+    async def _handle(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        match = _INVOKE.match(req.path)
+        streaming = False
+        if match is None:
+            match = _STREAM.match(req.path)
+            streaming = match is not None
+        if match is None:
+            await _error(writer, 404, "ResourceNotFoundException", "No route for %s %s" % (req.method, req.path[:200]))
+            return
+        if req.method != "POST":
+            await _error(writer, 405, "InvalidRequestContentException", "Use POST to invoke a function")
+            return
+        payload = await req.body_reader.read()
+        if req.body_reader.too_large:
+            await _error(
+                writer,
+                413,
+                "RequestTooLargeException",
+                "Request must be smaller than %d bytes for the InvokeFunction operation" % protocol.MAX_PAYLOAD,
+            )
+            return
+        name = match.group(1)
+        qualifier = req.query_params().get("Qualifier")
+        invocation_type = req.header("x-amz-invocation-type") or "RequestResponse"
+        if invocation_type not in ("RequestResponse", "Event", "DryRun") or (streaming and invocation_type == "Event"):
+            await _error(writer, 400, "InvalidParameterValueException", "Unsupported invocation type %r" % invocation_type[:50])
+            return
+        client_context = None
+        raw_context = req.header("x-amz-client-context")
+        if raw_context:
+            client_context = _decode_client_context(raw_context)
+            if client_context is None:
+                await _error(
+                    writer, 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
+                )
+                return
+        if invocation_type == "DryRun":
+            await http.send(writer, 204, b"", [("X-Amzn-RequestId", _request_id())])
+            return
+        inv = Invocation(
+            payload,
+            function_arn=self.settings.arn(name, qualifier),
+            timeout=self.settings.timeout,
+            client_context=client_context,
+            cognito_identity=req.header("x-amz-cognito-identity"),
+            tenant_id=req.header("x-amz-tenant-id"),
+            trace_id=req.header("x-amzn-trace-id"),
+            streaming=streaming,
+        )
+        tail = (req.header("x-amz-log-type") or "").lower() == "tail"
+        if invocation_type == "Event":
+            task = asyncio.ensure_future(self._invoke(inv))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+            await http.send(writer, 202, b"", [("X-Amzn-RequestId", inv.request_id)])
+            return
+        if streaming:
+            await self._respond_streaming(inv, writer, tail)
+            return
+        try:
+            outcome = await self._invoke(inv)
+        except TooManyRequests:
+            await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
+            return
+        headers = [
+            ("Content-Type", outcome.content_type if not outcome.failed else "application/json"),
+            ("X-Amzn-RequestId", inv.request_id),
+            ("X-Amz-Executed-Version", qualifier if qualifier and qualifier.isdigit() else "$LATEST"),
+        ]
+        if outcome.failed:
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        if tail:
+            headers.append(("X-Amz-Log-Result", base64.b64encode(inv.tail()).decode("ascii")))
+        await http.send(writer, 200, outcome.body, headers)
+
+    async def _respond_streaming(self, inv: Invocation, writer: asyncio.StreamWriter, tail: bool) -> None:
+        from . import eventstream
+
+        task = asyncio.ensure_future(self._invoke(inv))
+        # wait for the first chunk or the end before committing to a 200
+        first = asyncio.ensure_future(inv.chunks.get())
+        await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and task.exception() is not None and isinstance(task.exception(), TooManyRequests):
+            first.cancel()
+            await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
+            return
+        headers = [
+            ("Content-Type", "application/vnd.amazon.eventstream"),
+            ("X-Amzn-RequestId", inv.request_id),
+            ("X-Amz-Executed-Version", "$LATEST"),
+        ]
+        writer.write(http.response_head(200, headers, None))
+        data = await first
+        while data is not None:
+            writer.write(http.chunk(eventstream.payload_chunk(data)))
+            await writer.drain()
+            data = await inv.chunks.get()
+        outcome = await task
+        if not inv.streamed and outcome.kind == "response" and outcome.body:
+            writer.write(http.chunk(eventstream.payload_chunk(outcome.body)))
+        code = details = None
+        if outcome.failed:
+            code, details = outcome.error_code_and_details()
+        log = base64.b64encode(inv.tail()).decode("ascii") if tail else None
+        writer.write(http.chunk(eventstream.invoke_complete(code, details, log)) + b"0\r\n\r\n")
+        await writer.drain()
+
+    # ------------------------------------------------------------------ invoking
+
+    async def _invoke(self, inv: Invocation) -> Outcome:
+        sandbox = await self.pool.acquire()
+        try:
+            outcome = await sandbox.run(inv, self._on_start)
+        except Exception as exc:  # a runtime that cannot even start
+            inv.finish(Outcome.fault("Runtime.Unknown", "RequestId: %s Error: %s" % (inv.request_id, exc)))
+            outcome = inv.outcome.result()
+        finally:
+            self.pool.release(sandbox)
+        if inv.delivered_at:
+            if outcome.kind == "fault" and outcome.error_type == "Sandbox.Timedout":
+                self._line(inv, "%s %s Task timed out after %.2f seconds" % (_utc_now(), inv.request_id, inv.timeout))
+            self._line(inv, "END RequestId: %s" % inv.request_id)
+            self._line(inv, report_line(inv, sandbox.take_init_ms(), self.settings.memory_mb, sandbox.max_memory_used_mb()))
+        return outcome
+
+    def _on_start(self, inv: Invocation) -> None:
+        self._line(inv, "START RequestId: %s Version: $LATEST" % inv.request_id)
+
+    def _line(self, inv: Invocation, text: str) -> None:
+        data = (text + "\n").encode("utf-8")
+        inv.add_log(data)
+        self.out(data)
+
+
+def _decode_client_context(value: str) -> Optional[str]:
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+        if not isinstance(json.loads(text), dict):
+            return None
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return text
+
+
+def _request_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _utc_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (int(now * 1000) % 1000)
+
+
+def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
+    error_type = {413: "RequestTooLargeException", 431: "RequestTooLargeException"}.get(status, "InvalidRequestContentException")
+    return json.dumps({"Type": "User", "message": message}).encode(), [
+        ("Content-Type", "application/json"),
+        ("X-Amzn-ErrorType", error_type),
+    ]
+
+
+async def _error(
+    writer: asyncio.StreamWriter, status: int, error_type: str, message: str, extra: List[Tuple[str, str]] = ()  # type: ignore[assignment]
+) -> None:
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    headers = [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type), ("X-Amzn-RequestId", _request_id())]
+    await http.send(writer, status, body, headers + list(extra))
+
+
+def _writer_out() -> Callable[[bytes], None]:
+    from .sandbox import echo_to
+
+    return echo_to(sys.stdout.buffer)
+
+
+Runner = Callable[[Emulator], Awaitable[None]]
