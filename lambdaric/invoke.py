@@ -1,0 +1,183 @@
+"""``lambdaric invoke``: send one event to a Lambda Invoke API and print the answer.
+
+The target is an invoke URL (our emulator, the official one, anything speaking the API)
+or a handler: then an emulator is started for it on a free loopback port, invoked once
+and stopped. The payload goes to stdout (streamed responses chunk by chunk, as they
+arrive); the function's log and the emulator's lines go to stderr. Exit status: 0 on
+success, 1 when the function failed, 2 when the invoke itself could not be made.
+
+Built on ``requests``, which is imported here only, never by the runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, List, Optional, Tuple
+
+DEFAULT_URL = "http://127.0.0.1:8080/2015-03-31/functions/function/invocations"
+_BANNER = re.compile(r"serving .* on (http://\S+)/2015-03-31/functions/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lambdaric invoke",
+        description="Invoke a Lambda function once: at an invoke URL, or a handler served by a temporary local emulator.",
+    )
+    p.add_argument("target", nargs="?", default=DEFAULT_URL, help="invoke URL, or module.function to serve (default: %(default)s)")
+    p.add_argument("event", nargs="?", default="{}", help="the event: inline JSON, @file, or - for stdin (default: {})")
+    p.add_argument("--type", default="RequestResponse", choices=["RequestResponse", "Event", "DryRun"], help="invocation type")
+    p.add_argument("--tail", action="store_true", help="print the decoded log tail (X-Amz-Log-Type: Tail) on stderr")
+    p.add_argument("--stream", action="store_true", help="use InvokeWithResponseStream and print chunks as they come")
+    p.add_argument("--function", default="function", help="function name when TARGET is a handler or a base URL")
+    p.add_argument("--client-context", help="client context JSON (sent base64-encoded)")
+    p.add_argument("--tenant-id", help="tenant id (X-Amz-Tenant-Id)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the answer (default %(default)s)")
+    return p
+
+
+def read_event(spec: str) -> bytes:
+    if spec == "-":
+        return sys.stdin.buffer.read()
+    if spec.startswith("@"):
+        with open(spec[1:], "rb") as f:
+            return f.read()
+    return spec.encode("utf-8")
+
+
+def invoke_url(base_or_url: str, function: str, stream: bool) -> str:
+    """A full invoke URL from what the user gave (full URL, or just ``http://host:port``)."""
+    url = base_or_url.rstrip("/")
+    if "/functions/" in url:
+        if stream:
+            url = re.sub(r"/2015-03-31/functions/([^/]+)/invocations$", r"/2021-11-15/functions/\1/response-streaming-invocations", url)
+        return url
+    if stream:
+        return "%s/2021-11-15/functions/%s/response-streaming-invocations" % (url, function)
+    return "%s/2015-03-31/functions/%s/invocations" % (url, function)
+
+
+class LocalEmulator:
+    """An emulator serving one handler on a free loopback port, for one invoke."""
+
+    def __init__(self, handler: str, quiet: bool = False) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lambdaric", handler, "--listen", "127.0.0.1:0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
+            stderr=subprocess.PIPE,
+        )
+        self.base = self._read_banner(30.0)
+
+    def _read_banner(self, timeout: float) -> str:
+        assert self.proc.stderr is not None
+        found: List[str] = []
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for raw in iter(self.proc.stderr.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                match = _BANNER.search(line)
+                if match and not found:
+                    found.append(match.group(1))
+                else:
+                    sys.stderr.write(line)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        end = time.monotonic() + timeout
+        while not found and time.monotonic() < end and self.proc.poll() is None:
+            time.sleep(0.01)
+        if not found:
+            self.close()
+            raise RuntimeError("the local emulator did not start")
+        return found[0]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _write(out: IO[bytes], data: bytes) -> None:
+    out.write(data)
+    out.flush()
+
+
+def run(args: argparse.Namespace, out: IO[bytes]) -> int:
+    import requests
+
+    event = read_event(args.event)
+    headers = {"X-Amz-Invocation-Type": args.type, "Content-Type": "application/json"}
+    if args.tail:
+        headers["X-Amz-Log-Type"] = "Tail"
+    if args.client_context:
+        headers["X-Amz-Client-Context"] = base64.b64encode(args.client_context.encode("utf-8")).decode("ascii")
+    if args.tenant_id:
+        headers["X-Amz-Tenant-Id"] = args.tenant_id
+    emulator: Optional[LocalEmulator] = None
+    target = args.target
+    try:
+        if not re.match(r"https?://", target):
+            emulator = LocalEmulator(target, quiet=args.tail)  # the tail shows the log
+            target = emulator.base
+        url = invoke_url(target, args.function, args.stream)
+        response = requests.post(url, data=event, headers=headers, stream=args.stream, timeout=(10, args.timeout))
+        if response.status_code >= 400:
+            sys.stderr.write("lambdaric invoke: %d %s: %s\n" % (response.status_code, response.headers.get("X-Amzn-ErrorType", ""), response.text[:2000]))
+            return 2
+        if args.stream and response.headers.get("Content-Type", "").startswith("application/vnd.amazon.eventstream"):
+            failed, log = _print_stream(response, out)
+        else:
+            _write(out, response.content + (b"\n" if response.content and not response.content.endswith(b"\n") else b""))
+            failed = bool(response.headers.get("X-Amz-Function-Error"))
+            log = response.headers.get("X-Amz-Log-Result")
+        if args.tail and log:
+            sys.stderr.write(base64.b64decode(log).decode("utf-8", "replace"))
+        return 1 if failed else 0
+    except (requests.RequestException, RuntimeError, OSError) as exc:
+        sys.stderr.write("lambdaric invoke: %s\n" % exc)
+        return 2
+    finally:
+        if emulator is not None:
+            emulator.close()
+
+
+def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # type: ignore[no-untyped-def]
+    from .emulator.eventstream import decode_messages
+
+    buf = b""
+    failed = False
+    log = None
+    for piece in response.iter_content(chunk_size=None):
+        messages, buf = decode_messages(buf + piece)
+        for message in messages:
+            headers = dict(message.headers) if hasattr(message, "headers") else dict(message[0])
+            payload = message.payload if hasattr(message, "payload") else message[1]
+            event_type = headers.get(":event-type")
+            if event_type == "PayloadChunk":
+                _write(out, payload)
+            elif event_type == "InvokeComplete":
+                done = json.loads(payload or b"{}")
+                log = done.get("LogResult")
+                if done.get("ErrorCode"):
+                    failed = True
+                    sys.stderr.write("lambdaric invoke: %s: %s\n" % (done.get("ErrorCode"), done.get("ErrorDetails", "")))
+    return failed, log
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args, sys.stdout.buffer)
