@@ -46,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most runtime processes serving overlapping invokes (default %(default)s)")
     p.add_argument("--queue", type=int, default=64, help="invokes that may wait for a runtime before 429 (default %(default)s)")
     p.add_argument("--eager", action="store_true", help="start a runtime now instead of on the first invoke")
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "0") or 0),
+        help="emulate Lambda Managed Instances: ONE runtime serving N invokes at once "
+        "(env AWS_LAMBDA_MAX_CONCURRENCY, passed on to the runtime)",
+    )
+    p.add_argument("--snapstart", action="store_true",
+                   help="emulate SnapStart: the runtime inits, calls /restore/next and is restored at once")
     p.add_argument("--watch", action="store_true", help="restart the runtimes when files under the working directory change")
     return p
 
@@ -57,7 +66,9 @@ def split_listen(value: str) -> "tuple[str, int]":
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def child_environment(handler: Optional[str], function_name: str, memory: int, cwd: str) -> Dict[str, str]:
+def child_environment(
+    handler: Optional[str], function_name: str, memory: int, cwd: str, max_concurrency: int = 0, snapstart: bool = False
+) -> Dict[str, str]:
     """The environment a runtime sees: ours, plus what Lambda would set that is missing."""
     env = dict(os.environ)
     env.pop("AWS_LAMBDA_RUNTIME_API", None)
@@ -75,6 +86,13 @@ def child_environment(handler: Optional[str], function_name: str, memory: int, c
         defaults["_HANDLER"] = handler
     for key, value in defaults.items():
         env.setdefault(key, value)
+    if max_concurrency:
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(max_concurrency)
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
+    else:
+        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+    if snapstart:
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
     return env
 
 
@@ -113,7 +131,7 @@ async def serve(args: argparse.Namespace, command: List[str]) -> int:
     cwd = os.getcwd()
     settings = EmulatorSettings(
         command=command,
-        env=child_environment(args.handler, args.function_name, args.memory, cwd),
+        env=child_environment(args.handler, args.function_name, args.memory, cwd, args.max_concurrency, args.snapstart),
         cwd=cwd,
         host=host,
         port=port,
@@ -123,6 +141,8 @@ async def serve(args: argparse.Namespace, command: List[str]) -> int:
         concurrency=args.concurrency,
         queue_limit=args.queue,
         eager=args.eager,
+        max_concurrency=args.max_concurrency,
+        snapstart=args.snapstart,
     )
     emulator = Emulator(settings, echo_to(sys.stdout.buffer))
     try:

@@ -45,16 +45,22 @@ class SandboxConfig:
         cwd: str,
         memory_mb: int,
         echo: Callable[[bytes], None],
+        capacity: int = 1,
+        snapstart: bool = False,
     ) -> None:
         self.command = command
         self.env = env
         self.cwd = cwd
         self.memory_mb = memory_mb
         self.echo = echo
+        #: invocations one runtime serves at once: 1, or N with Managed Instances
+        self.capacity = capacity
+        self.snapstart = snapstart
 
 
 class Sandbox:
-    """One runtime process; runs one invocation at a time (see module docstring)."""
+    """One runtime process; runs one invocation at a time, or up to ``capacity`` at once
+    under Managed Instances (see module docstring)."""
 
     def __init__(self, config: SandboxConfig, index: int) -> None:
         self.config = config
@@ -67,8 +73,9 @@ class Sandbox:
         self.saw_next = False
         self.spawned_at = 0.0
         self.init_ms: Optional[float] = None  # reported once, with the first invocation
-        self.current: Optional[Invocation] = None
-        self._offers: "asyncio.Queue[Invocation]" = asyncio.Queue(maxsize=1)
+        self.inflight: Dict[str, Invocation] = {}
+        self.restored = False
+        self._offers: "asyncio.Queue[Invocation]" = asyncio.Queue()
         self._done: Dict[str, str] = {}
         self._init_log = bytearray()
         self._pumps: List["asyncio.Task[None]"] = []
@@ -139,9 +146,8 @@ class Sandbox:
         code = await self.proc.wait()
         await asyncio.gather(*self._pumps, return_exceptions=True)
         self.dead = True
-        inv = self.current
-        if inv is not None and not inv.outcome.done():
-            how = "exit status %d" % code if code >= 0 else "signal: %s" % _signal_name(-code)
+        how = "exit status %d" % code if code >= 0 else "signal: %s" % _signal_name(-code)
+        for inv in list(self.inflight.values()):
             inv.finish(
                 Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited with error: %s" % (inv.request_id, how))
             )
@@ -155,9 +161,9 @@ class Sandbox:
             if not data:
                 return
             self.config.echo(data)
-            inv = self.current
-            if inv is not None and inv.state != "queued":
-                inv.add_log(data)
+            delivered = [inv for inv in self.inflight.values() if inv.state != "queued"]
+            if len(delivered) == 1:  # with several at once (Managed Instances) the owner is unknown
+                delivered[0].add_log(data)
             else:
                 self._init_log += data
                 del self._init_log[: max(len(self._init_log) - 4096, 0)]
@@ -166,7 +172,7 @@ class Sandbox:
 
     async def run(self, inv: Invocation, on_start: Callable[[Invocation], None]) -> Outcome:
         """Deliver ``inv`` to the runtime and wait for its outcome, within its timeout."""
-        self.current = inv
+        self.inflight[inv.request_id] = inv
         try:
             if self.dead:
                 inv.finish(Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited" % inv.request_id))
@@ -190,7 +196,8 @@ class Sandbox:
             except asyncio.TimeoutError:
                 inv.state = "timedout"
                 self._done[inv.request_id] = "timedout"
-                self.kill_now()
+                if self.config.capacity == 1:  # Lambda resets the environment; with several in flight, only this one ends
+                    self.kill_now()
                 inv.finish(
                     Outcome.fault(
                         "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %.2f seconds" % (inv.request_id, inv.timeout)
@@ -200,14 +207,17 @@ class Sandbox:
             return inv.outcome.result()
         finally:
             if inv.state == "queued":  # never delivered: take the offer back
-                try:
-                    self._offers.get_nowait()
-                except asyncio.QueueEmpty:
-                    pass
+                kept = []
+                while not self._offers.empty():
+                    offer = self._offers.get_nowait()
+                    if offer is not inv:
+                        kept.append(offer)
+                for offer in kept:
+                    self._offers.put_nowait(offer)
             if inv.state == "delivered":
                 inv.state = "answered"
             self._remember(inv.request_id, "timedout" if inv.state == "timedout" else "answered")
-            self.current = None
+            self.inflight.pop(inv.request_id, None)
 
     def _take_init_log(self) -> bytes:
         data = bytes(self._init_log)
@@ -242,7 +252,9 @@ class Sandbox:
         elif rest == "init/error" and req.method == "POST":
             await self._init_error(req, writer)
         elif rest == "restore/next" and req.method == "GET":
-            await _answer(writer, 404, "InvalidStateTransition", "SnapStart is not enabled for this function")
+            await self._restore_next(writer)
+        elif rest == "restore/error" and req.method == "POST":
+            await self._init_error(req, writer, restore=True)
         elif rest.startswith("invocation/") and req.method == "POST":
             parts = rest.split("/")
             if len(parts) == 3 and parts[2] in ("response", "error"):
@@ -253,8 +265,9 @@ class Sandbox:
             await _answer(writer, 404 if req.method in ("GET", "POST") else 405, "NotFound", "unknown path %s" % req.path[:200])
 
     async def _next(self, writer: asyncio.StreamWriter) -> None:
-        if self.current is not None and self.current.state == "delivered":
-            await _answer(writer, 403, "InvalidStateTransition", "/next called before the invocation %s was answered" % self.current.request_id)
+        busy = [inv for inv in self.inflight.values() if inv.state == "delivered"]
+        if busy and self.config.capacity == 1:
+            await _answer(writer, 403, "InvalidStateTransition", "/next called before the invocation %s was answered" % busy[0].request_id)
             return
         if not self.saw_next:
             self.saw_next = True
@@ -274,30 +287,38 @@ class Sandbox:
         writer.write(http.response_head(200, inv.next_headers(), len(inv.payload)) + inv.payload)
         await writer.drain()
 
-    async def _init_error(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+    async def _restore_next(self, writer: asyncio.StreamWriter) -> None:
+        """SnapStart: the snapshot is 'restored' at once; 404 when SnapStart is off."""
+        if not self.config.snapstart:
+            await _answer(writer, 404, "InvalidStateTransition", "SnapStart is not enabled for this function")
+        elif self.saw_next or self.restored:
+            await _answer(writer, 403, "InvalidStateTransition", "/restore/next is only valid once, during init")
+        else:
+            self.restored = True
+            await http.send(writer, 200, b"", [("Content-Type", "application/json")])
+
+    async def _init_error(self, req: http.Request, writer: asyncio.StreamWriter, restore: bool = False) -> None:
         body = await req.body_reader.read()
-        if self.saw_next:
-            await _answer(writer, 403, "InvalidStateTransition", "init error reported after /next")
+        if self.saw_next or (restore and not self.restored):
+            what = "restore error reported outside restore" if restore else "init error reported after /next"
+            await _answer(writer, 403, "InvalidStateTransition", what)
             return
-        error_type = req.header(protocol.ERROR_TYPE_HEADER) or "Runtime.Unknown"
-        inv = self.current
-        if inv is not None:
+        error_type = req.header(protocol.ERROR_TYPE_HEADER) or ("Runtime.AfterRestoreError" if restore else "Runtime.Unknown")
+        for inv in list(self.inflight.values()):
             inv.finish(Outcome("error", body or _api_error(error_type, "init failed"), "application/json", error_type))
         self.recycle = True
         await _answer(writer, 202)
 
     async def _answer_for(self, request_id: str, kind: str, req: http.Request, writer: asyncio.StreamWriter) -> None:
-        inv = self.current
         if not _REQUEST_ID.match(request_id):
             await _answer(writer, 400, "InvalidRequestID", "invalid request id")
             return
-        if inv is None or inv.request_id != request_id or inv.state != "delivered":
-            state = self._done.get(request_id)
-            if inv is not None and inv.request_id == request_id and inv.state == "timedout":
-                state = "timedout"
+        inv = self.inflight.get(request_id)
+        if inv is None or inv.state != "delivered":
+            state = "timedout" if inv is not None and inv.state == "timedout" else self._done.get(request_id)
             if state == "timedout":
                 await _answer(writer, 410, "InvokeTimeout", "the invocation %s timed out" % request_id)
-            elif state == "answered" or (inv is not None and inv.request_id == request_id):
+            elif state == "answered" or inv is not None:
                 await _answer(writer, 403, "InvalidStateTransition", "the invocation %s was answered already" % request_id)
             else:
                 await _answer(writer, 400, "InvalidRequestID", "unknown request id %s" % request_id)

@@ -14,7 +14,7 @@ import json
 import re
 import sys
 import time
-from typing import Awaitable, Callable, List, Optional, Tuple
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
 from .. import protocol
 from . import http
@@ -30,85 +30,93 @@ class TooManyRequests(Exception):
 
 
 class Pool:
-    """Up to ``size`` sandboxes, made on demand; invocations beyond them wait in a queue of
-    at most ``queue_limit`` (then :class:`TooManyRequests`)."""
+    """Up to ``size`` sandboxes, made on demand, each serving ``config.capacity`` invocations
+    at once; invocations beyond that wait in a queue of at most ``queue_limit`` (then
+    :class:`TooManyRequests`)."""
 
     def __init__(self, config: SandboxConfig, size: int, queue_limit: int) -> None:
         self.config = config
         self.size = max(1, size)
         self.queue_limit = queue_limit
         self.sandboxes: List[Sandbox] = []
-        self._idle: List[Sandbox] = []
-        self._waiters: List["asyncio.Future[Sandbox]"] = []
+        self._active: Dict[Sandbox, int] = {}
+        self._waiters: List["asyncio.Future[None]"] = []
         self._made = 0
 
+    def _usable(self, sandbox: Sandbox) -> bool:
+        return not sandbox.dead and not sandbox.recycle
+
     async def acquire(self) -> Sandbox:
-        while self._idle:
-            sandbox = self._idle.pop()
-            if not sandbox.dead and not sandbox.recycle:
+        while True:
+            for sandbox in list(self.sandboxes):
+                if not self._usable(sandbox):
+                    if self._active.get(sandbox, 0) == 0:
+                        await self._retire(sandbox)
+                    continue
+                if self._active[sandbox] < self.config.capacity:
+                    self._active[sandbox] += 1
+                    return sandbox
+            if len([s for s in self.sandboxes if self._usable(s)]) < self.size and len(self.sandboxes) < 2 * self.size:
+                sandbox = await self._make()
+                self._active[sandbox] += 1
                 return sandbox
-            await self._retire(sandbox)
-        if len(self.sandboxes) < self.size:
-            return await self._make()
-        if len(self._waiters) >= self.queue_limit:
-            raise TooManyRequests()
-        waiter: "asyncio.Future[Sandbox]" = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            sandbox = await waiter
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-        if sandbox.dead or sandbox.recycle:
-            await self._retire(sandbox)
-            return await self._make()
-        return sandbox
+            if len(self._waiters) >= self.queue_limit:
+                raise TooManyRequests()
+            waiter: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
     def release(self, sandbox: Sandbox) -> None:
-        while self._waiters:
-            waiter = self._waiters.pop(0)
+        if sandbox in self._active:
+            self._active[sandbox] -= 1
+            if self._active[sandbox] == 0 and not self._usable(sandbox):
+                asyncio.ensure_future(self._retire(sandbox))
+        for waiter in self._waiters:
             if not waiter.done():
-                waiter.set_result(sandbox)
-                return
-        if sandbox.dead or sandbox.recycle:
-            asyncio.ensure_future(self._retire(sandbox))
-        else:
-            self._idle.append(sandbox)
+                waiter.set_result(None)
+                break
 
     async def _make(self) -> Sandbox:
         self._made += 1
         sandbox = Sandbox(self.config, self._made)
         self.sandboxes.append(sandbox)
+        self._active[sandbox] = 0
         try:
             await sandbox.start()
         except Exception:
-            self.sandboxes.remove(sandbox)
+            self._forget(sandbox)
             raise
         return sandbox
 
-    async def _retire(self, sandbox: Sandbox) -> None:
+    def _forget(self, sandbox: Sandbox) -> None:
         if sandbox in self.sandboxes:
             self.sandboxes.remove(sandbox)
-        if sandbox in self._idle:
-            self._idle.remove(sandbox)
+        self._active.pop(sandbox, None)
+
+    async def _retire(self, sandbox: Sandbox) -> None:
+        self._forget(sandbox)
         await sandbox.stop()
+        self.release(sandbox)  # a place came free: wake a waiter
 
     async def warm(self) -> None:
         """Eager init: start one sandbox now rather than on the first invoke."""
-        self.release(await self._make())
+        await self._make()
 
     def recycle_all(self) -> None:
-        """Restart every runtime: idle ones now, busy ones when their invoke ends."""
+        """Restart every runtime: idle ones now, busy ones when their invokes end."""
         for sandbox in list(self.sandboxes):
             sandbox.recycle = True
-        for sandbox in list(self._idle):
-            self._idle.remove(sandbox)
-            asyncio.ensure_future(self._retire(sandbox))
+            if self._active.get(sandbox, 0) == 0:
+                asyncio.ensure_future(self._retire(sandbox))
 
     async def close(self) -> None:
         await asyncio.gather(*(s.stop() for s in list(self.sandboxes)), return_exceptions=True)
         self.sandboxes.clear()
-        self._idle.clear()
+        self._active.clear()
 
 
 class EmulatorSettings:
@@ -129,6 +137,8 @@ class EmulatorSettings:
         eager: bool = False,
         region: str = "us-east-1",
         account: str = "012345678912",
+        max_concurrency: int = 0,
+        snapstart: bool = False,
     ) -> None:
         self.command = command
         self.env = env
@@ -143,6 +153,9 @@ class EmulatorSettings:
         self.eager = eager
         self.region = region
         self.account = account
+        #: Managed Instances: one runtime serving this many invocations at once (0: off)
+        self.max_concurrency = max_concurrency
+        self.snapstart = snapstart
 
     def arn(self, name: str, qualifier: Optional[str]) -> str:
         arn = "arn:aws:lambda:%s:%s:function:%s" % (self.region, self.account, name)
@@ -155,8 +168,16 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings, out: Callable[[bytes], None]) -> None:
         self.settings = settings
         self.out = out
-        config = SandboxConfig(settings.command, settings.env, settings.cwd, settings.memory_mb, out)
-        self.pool = Pool(config, settings.concurrency, settings.queue_limit)
+        config = SandboxConfig(
+            settings.command,
+            settings.env,
+            settings.cwd,
+            settings.memory_mb,
+            out,
+            capacity=max(settings.max_concurrency, 1),
+            snapstart=settings.snapstart,
+        )
+        self.pool = Pool(config, 1 if settings.max_concurrency else settings.concurrency, settings.queue_limit)
         self.server: Optional[asyncio.base_events.Server] = None
         self.background: "set[asyncio.Task[None]]" = set()
 
