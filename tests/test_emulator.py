@@ -75,6 +75,17 @@ def test_any_function_name_and_qualifier(emu):
     assert got["arn"].endswith(":function:other-name:3") and answer["ExecutedVersion"] == "3"
 
 
+def test_function_name_forms(emu):
+    client = emu.client()
+    for name in ("arn:aws:lambda:us-east-1:012345678912:function:fn1", "012345678912:function:fn2:7", "fn3:live"):
+        got = json.loads(client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+        assert got["arn"].split(":function:")[1] in ("fn1", "fn2:7", "fn3:live")
+    conn = http.client.HTTPConnection(emu.base[len("http://"):], timeout=30)
+    conn.request("POST", "/2015-03-31/functions/bad%20name%0d%0a/invocations", b"{}")
+    response = conn.getresponse()
+    assert response.status == 400 and response.getheader("X-Amzn-ErrorType") == "InvalidParameterValueException"
+
+
 def test_function_error_is_unhandled(emu):
     answer, body = invoke(emu.client(), {"kind": "boom"})
     assert answer["StatusCode"] == 200 and answer["FunctionError"] == "Unhandled"
@@ -248,3 +259,10 @@ def test_awslambdaric_behind_our_emulator():
         assert json.loads(body)["event"] == {"x": 5}
         answer, body = invoke(emu.client(), {"kind": "boom"})
         assert answer["FunctionError"] == "Unhandled" and json.loads(body)["errorType"] == "ValueError"
+        # the official client posts oversized results as they are: the emulator's Runtime API refuses them (413)
+        answer, body = invoke(emu.client(), {"kind": "big", "size": 6291556})
+        error = json.loads(body)
+        assert answer["FunctionError"] == "Unhandled" and error["errorType"] == "Function.ResponseSizeTooLarge"
+        assert error["errorMessage"] == (
+            "Response payload size (6291558 bytes) exceeded maximum allowed payload size (6291556 bytes)."
+        )

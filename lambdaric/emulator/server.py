@@ -226,8 +226,11 @@ class Emulator:
                 "Request must be smaller than %d bytes for the InvokeFunction operation" % protocol.MAX_PAYLOAD,
             )
             return
-        name = match.group(1)
-        qualifier = req.query_params().get("Qualifier")
+        name, name_qualifier = _function_name(match.group(1))
+        if name is None:
+            await _error(writer, 400, "InvalidParameterValueException", "Invalid function name %r" % match.group(1)[:200])
+            return
+        qualifier = req.query_params().get("Qualifier") or name_qualifier
         invocation_type = req.header("x-amz-invocation-type") or "RequestResponse"
         if invocation_type not in ("RequestResponse", "Event", "DryRun") or (streaming and invocation_type == "Event"):
             await _error(writer, 400, "InvalidParameterValueException", "Unsupported invocation type %r" % invocation_type[:50])
@@ -337,6 +340,26 @@ class Emulator:
         data = (text + "\n").encode("utf-8")
         inv.add_log(data)
         self.out(data)
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}\Z")
+_QUALIFIER = re.compile(r"(\$LATEST|[A-Za-z0-9_-]{1,128})\Z")
+
+
+def _function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:
+    """The function name (and qualifier) from the path: a name, a partial or a full ARN,
+    URL-encoded or not. None when it is not a valid Lambda function name."""
+    from urllib.parse import unquote
+
+    text = unquote(raw)
+    parts = text.split(":")
+    if text.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
+        parts = parts[6:]
+    elif len(parts) in (3, 4) and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+        parts = parts[2:]
+    if len(parts) > 2 or not _NAME.match(parts[0]) or (len(parts) == 2 and not _QUALIFIER.match(parts[1])):
+        return None, None
+    return parts[0], parts[1] if len(parts) == 2 else None
 
 
 def _decode_client_context(value: str) -> Optional[str]:
