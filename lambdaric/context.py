@@ -6,11 +6,11 @@ value becomes ``Runtime.LambdaContextUnmarshalError`` for that invoke only.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable, Dict, Optional
 
 from .errors import FaultException
+from .marshal import loads as _json_loads
 from .protocol import Invocation
 
 CONTEXT_ERROR = "Runtime.LambdaContextUnmarshalError"
@@ -70,6 +70,12 @@ class ClientContext:
 def _parse_json_header(value: Optional[str], what: str) -> Any:
     if value is None:
         return None
+    try:
+        return _json_loads(value)
+    except Exception:
+        pass
+    import json  # only on failure: the official client's messages are the stdlib parser's
+
     try:
         return json.loads(value)
     except Exception as exc:

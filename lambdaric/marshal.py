@@ -8,7 +8,6 @@ rather than ``\\uXXXX`` escapes, and ``application/json; charset=utf-8`` is pars
 from __future__ import annotations
 
 import decimal
-import json
 import math
 from typing import Any, Optional, Tuple
 
@@ -63,16 +62,25 @@ def to_response(result: Any) -> Tuple[bytes, str]:
 def parse_event(body: bytes, content_type: Optional[str]) -> Any:
     """The event handed to the handler: parsed JSON for JSON media types, else raw bytes.
 
-    The stdlib parser is used first (it is faster and builds the same objects); when it
-    fails, simplejson parses again so the error message is the reference one.
+    simplejson (already loaded for results) parses it, so no second JSON module is
+    imported on the cold-start path; a body read into a ``bytearray`` is decoded here.
     """
     if not is_json_content_type(content_type):
         return body
     try:
-        return json.loads(body)
-    except Exception:
-        pass
-    try:
-        return simplejson.loads(body)
+        return _loads(body.decode("utf-8") if type(body) is bytearray else body)
     except Exception as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            try:
+                _loads(bytes(body))  # the reference message for undecodable input
+            except Exception as ref:
+                exc = ref
         raise FaultException(UNMARSHAL_ERROR, "Unable to unmarshal input: %s" % exc, None)
+
+
+def loads(text: Any) -> Any:
+    """Parse JSON text (headers, events) with the same parser as events."""
+    return _loads(text)
+
+
+_loads = simplejson.loads

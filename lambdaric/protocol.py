@@ -334,7 +334,7 @@ class ChunkedDecoder:
 
 def error_message_from_body(body: bytes) -> str:
     """Best-effort ``errorType: errorMessage`` from a Runtime API error body, for logs."""
-    import json
+    import simplejson as json
 
     try:
         obj = json.loads(body)

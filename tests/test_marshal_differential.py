@@ -115,3 +115,29 @@ def _escape_non_ascii(text):
 )
 def test_edge_values_match(value):
     assert _ours(value) == _Official("AWS_Lambda_python3.12")(value)
+
+
+json_texts = st.one_of(
+    values.map(lambda v: marshal.dumps(v).encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40),
+    st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"", b"NaN", b"[Infinity]", b'{"a": 1,}', b"\xff", b'"\\ud800"', b"1e400", b" [1] "]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_texts)
+def test_event_parsing_matches_official(body):
+    """Events are parsed as the official client parses them: same value or same error."""
+    pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (pip install awslambdaric)")
+    from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller
+
+    def outcome(fn):
+        try:
+            return ("ok", marshal.dumps(fn()))
+        except Exception as exc:
+            return ("error", getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc))
+
+    ours = outcome(lambda: marshal.parse_event(bytearray(body), "application/json"))
+    theirs = outcome(lambda: LambdaMarshaller().unmarshal_request(body, "application/json"))
+    assert ours == theirs

@@ -11,7 +11,7 @@ runtime waits on ``/next``.
 """
 from __future__ import annotations
 
-import socket
+import _socket
 from typing import List, Optional, Tuple, Union
 
 from .. import protocol
@@ -64,7 +64,7 @@ class PythonTransport:
         self.address = address
         self._hostport = split_address(address)
         self._user_agent = user_agent
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
         self._buf = b""
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
 
@@ -122,12 +122,12 @@ class PythonTransport:
         answer_head, answer = self._exchange(call, buffers, _MAX_ANSWER)
         return answer_head.status, bytes(answer)
 
-    def _connect(self, call: str) -> socket.socket:
+    def _connect(self, call: str) -> "_socket.socket":
         try:
-            sock = socket.create_connection(self._hostport)
+            sock = _connect(self._hostport)
         except OSError as exc:
             raise TransportError(self.address, call, exc) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         self._sock = sock
         self._buf = b""
         return sock
@@ -158,7 +158,7 @@ class PythonTransport:
             raise TransportError(self.address, call, exc) from None
 
     def _read_answer(
-        self, sock: socket.socket, limit: int
+        self, sock: _socket.socket, limit: int
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         buf = self._buf
         self._buf = b""
@@ -197,7 +197,23 @@ class PythonTransport:
         return head, body
 
 
-def _send_all(sock: socket.socket, buffers: Tuple[bytes, ...]) -> None:
+def _connect(hostport: Tuple[str, int]) -> "_socket.socket":
+    """``socket.create_connection`` on the C-level ``_socket`` module: the ``socket``
+    package's Python layer (and the ``selectors`` it imports) is not needed here and
+    costs about 2 ms of every cold start."""
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(hostport[0], hostport[1], 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError("getaddrinfo returned nothing for %s:%d" % hostport)
+
+
+def _send_all(sock: _socket.socket, buffers: Tuple[bytes, ...]) -> None:
     """Gathered send of all buffers; loops on partial writes without joining them."""
     if len(buffers) == 1:
         sock.sendall(buffers[0])
@@ -212,7 +228,7 @@ def _send_all(sock: socket.socket, buffers: Tuple[bytes, ...]) -> None:
             views[0] = views[0][sent:]
 
 
-def _read_exact(sock: socket.socket, rest: bytes, length: int) -> bytearray:
+def _read_exact(sock: _socket.socket, rest: bytes, length: int) -> bytearray:
     """Read a ``length``-byte body into one buffer (no per-chunk copies)."""
     body = bytearray(length)
     got = len(rest)
@@ -228,7 +244,7 @@ def _read_exact(sock: socket.socket, rest: bytes, length: int) -> bytearray:
     return body
 
 
-def _read_chunked(sock: socket.socket, rest: bytes, limit: int) -> Tuple[bytes, bytes]:
+def _read_chunked(sock: _socket.socket, rest: bytes, limit: int) -> Tuple[bytes, bytes]:
     decoder = ChunkedDecoder(limit)
     data = rest
     while True:
@@ -240,7 +256,7 @@ def _read_chunked(sock: socket.socket, rest: bytes, limit: int) -> Tuple[bytes, 
             raise ConnectionClosed("connection closed by the Runtime API inside a chunked body", True)
 
 
-def _read_to_close(sock: socket.socket, rest: bytes, limit: int) -> bytes:
+def _read_to_close(sock: _socket.socket, rest: bytes, limit: int) -> bytes:
     parts = [rest]
     size = len(rest)
     while True:
