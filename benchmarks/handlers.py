@@ -1,0 +1,17 @@
+"""Benchmark handlers: the same code under every Python runtime measured."""
+
+
+def empty(event, context):
+    return {}
+
+
+def apigw(event, context):
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"ok": true}'}
+
+
+def echo(event, context):
+    return event
+
+
+def error(event, context):
+    raise ValueError("bad thing")

@@ -1,0 +1,465 @@
+"""lambdaric against awslambdaric, side by side, in one run, against the same C Runtime API stub.
+
+    python -m benchmarks            # full run: all workloads, writes benchmarks/results/
+    python -m benchmarks --quick    # CI: the API Gateway workload and cold start, guarded ratios
+
+Runtimes: lambdaric (each transport available), awslambdaric (from PyPI, in this interpreter
+or a venv the benchmark makes), the C floor (a minimal C client doing the same loop) and,
+for cold start, a bare interpreter that only opens the socket and sends the request.
+Rounds alternate the runtimes so that machine noise hits all of them alike; figures are
+medians over rounds. Guards compare ratios measured in the same run, never absolute times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+CACHE = os.path.join(HERE, ".cache")
+sys.path.insert(0, HERE)
+
+import events  # noqa: E402
+
+#: workload -> (event factory, handler, floor mode, content type)
+WORKLOADS = {
+    "empty": (lambda: b"{}", "handlers.empty", "fixed"),
+    "apigw-1.7KB": (events.apigw_v2, "handlers.apigw", "fixed"),
+    "ddb-100KB-echo": (events.dynamodb_batch, "handlers.echo", "echo"),
+    "1MB-echo": (lambda: events.blob(1 << 20), "handlers.echo", "echo"),
+    "5MB-echo": (lambda: events.blob(5 << 20), "handlers.echo", "echo"),
+    "error": (lambda: b"{}", "handlers.error", "error"),
+}
+GUARD_WORKLOAD = "apigw-1.7KB"
+#: guarded ratios for --quick: (name, limit)
+GUARDS = (("cpu per invoke, lambdaric / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8), ("cold start, lambdaric / awslambdaric", 1.0))
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_c(name: str) -> str:
+    """Compile benchmarks/NAME.c once into the cache (seconds, -O2)."""
+    os.makedirs(CACHE, exist_ok=True)
+    src = os.path.join(HERE, name + ".c")
+    out = os.path.join(CACHE, name)
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-O2", "-std=c99", "-Wall", "-Wextra", "-o", out, src], check=True)
+    return out
+
+
+def find_awslambdaric_python() -> Tuple[Optional[str], str]:
+    """An interpreter that can run awslambdaric: this one, or a venv made for the benchmark."""
+    probe = [sys.executable, "-c", "import awslambdaric, importlib.metadata as m; print(m.version('awslambdaric'))"]
+    done = subprocess.run(probe, capture_output=True, text=True)
+    if done.returncode == 0:
+        return sys.executable, done.stdout.strip()
+    venv = os.path.join(CACHE, "venv-awslambdaric")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        install = subprocess.run([python, "-m", "pip", "install", "-q", "awslambdaric"], capture_output=True, text=True, timeout=600)
+        if install.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            return None, "pip install awslambdaric failed: %s" % install.stderr.strip().splitlines()[-1:]
+    done = subprocess.run([python] + probe[1:], capture_output=True, text=True)
+    return (python, done.stdout.strip()) if done.returncode == 0 else (None, done.stderr.strip()[-300:])
+
+
+def bench_env() -> Dict[str, str]:
+    """The environment of every measured process: no test-only Python flags (byte-code
+    writing off, unbuffered output) that Lambda does not set and that skew both sides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDARIC_", "_HANDLER", "PYTHON"))}
+    env["PYTHONPATH"] = REPO
+    env["AWS_LAMBDA_FUNCTION_NAME"] = "bench"
+    env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST"
+    env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "1024"
+    return env
+
+
+class Runtime:
+    def __init__(self, name: str, argv_for, env_extra: Optional[Dict[str, str]] = None, note: str = "") -> None:  # type: ignore[no-untyped-def]
+        self.name = name
+        self.argv_for = argv_for  # (handler, floor_mode) -> argv
+        self.env_extra = env_extra or {}
+        self.note = note
+
+
+def runtimes(with_native: bool = True) -> Tuple[List[Runtime], List[str], Optional[str]]:
+    skipped: List[str] = []
+    found: List[Runtime] = [
+        Runtime("lambdaric", lambda h, m: [sys.executable, "-m", "lambdaric", h], {"LAMBDARIC_TRANSPORT": "python"}, "pure-Python transport"),
+    ]
+    if with_native:
+        probe = subprocess.run([sys.executable, "-c", "import lambdaric._native"], env=bench_env(), capture_output=True)
+        if probe.returncode == 0:
+            found.append(Runtime("lambdaric-native", lambda h, m: [sys.executable, "-m", "lambdaric", h], {"LAMBDARIC_TRANSPORT": "native"}))
+        else:
+            skipped.append("lambdaric-native: the native module is not built in this checkout")
+    official, version = find_awslambdaric_python()
+    if official:
+        found.append(Runtime("awslambdaric", lambda h, m, p=official: [p, "-m", "awslambdaric", h], note="awslambdaric " + version))
+    else:
+        skipped.append("awslambdaric: " + version)
+    floor = build_c("floor")
+    found.append(Runtime("c-floor", lambda h, m: [floor, m], note="minimal C client"))
+    return found, skipped, official
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def proc_cpu_ns(pid: int) -> int:
+    """CPU time of a process in ns (schedstat: exact; falls back to clock ticks)."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * (1_000_000_000 // os.sysconf("SC_CLK_TCK"))
+
+
+def proc_mem_kb(pid: int, key: str) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Stub:
+    """The C Runtime API stub for one measured run."""
+
+    def __init__(self, stub: str, event: bytes, warmup: int, count: int, tmp: str) -> None:
+        event_file = os.path.join(tmp, "event.json")
+        with open(event_file, "wb") as f:
+            f.write(event)
+        port_file = os.path.join(tmp, "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.proc = subprocess.Popen(
+            [stub, port_file, event_file, "application/json", str(warmup), str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the stub did not start")
+            time.sleep(0.001)
+        self.address = "127.0.0.1:" + open(port_file).read().strip()
+
+    def line(self, timeout: float = 300.0) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the stub ended early")
+        return line.strip()
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("GO\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure_loop(rt: Runtime, workload: str, stub: str, warmup: int, count: int, strace: bool = False) -> Dict[str, float]:
+    factory, handler, floor_mode = WORKLOADS[workload]
+    with tempfile.TemporaryDirectory(prefix="lambdaric-bench-") as tmp:
+        s = Stub(stub, factory(), warmup, count, tmp)
+        env = dict(bench_env(), AWS_LAMBDA_RUNTIME_API=s.address, **rt.env_extra)
+        child = subprocess.Popen(rt.argv_for(handler, floor_mode), cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tracer = None
+        try:
+            ready = s.line()
+            assert ready.startswith("READY"), ready
+            idle_rss = proc_mem_kb(child.pid, "VmRSS")
+            cpu0 = proc_cpu_ns(child.pid)
+            if strace:
+                out = os.path.join(tmp, "strace.txt")
+                tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(child.pid)], stderr=subprocess.DEVNULL)
+                time.sleep(0.3)
+            t0 = time.monotonic()
+            s.go()
+            done = s.line().split()
+            wall = time.monotonic() - t0
+            cpu1 = proc_cpu_ns(child.pid)
+            peak_rss = proc_mem_kb(child.pid, "VmHWM")
+            syscalls = None
+            if tracer is not None:
+                tracer.send_signal(2)
+                tracer.wait(10)
+                syscalls = _strace_total(out) / count
+        finally:
+            child.kill()
+            child.wait()
+            s.close()
+    assert done[0] == "DONE", done
+    n = int(done[1])
+    result = {
+        "cpu_us": (cpu1 - cpu0) / n / 1000.0,
+        "p50_us": int(done[2]) / 1000.0,
+        "p99_us": int(done[3]) / 1000.0,
+        "mean_us": int(done[4]) / 1000.0,
+        "per_s": n / wall,
+        "idle_rss_mb": idle_rss / 1024.0,
+        "peak_rss_mb": peak_rss / 1024.0,
+        "stub_cpu_us": int(done[5]) / (warmup + n),
+    }
+    if syscalls is not None:
+        result["syscalls"] = syscalls
+    return result
+
+
+def _strace_total(path: str) -> float:
+    with open(path) as f:
+        for line in f:
+            if line.strip().endswith("total"):
+                parts = line.split()
+                return float(parts[2] if len(parts) >= 5 else parts[-2])
+    return float("nan")
+
+
+def measure_cold_start(argv: List[str], stub: str, env_extra: Dict[str, str], runs: int) -> float:
+    """Median ms from spawn to the first GET /next (both clocks CLOCK_MONOTONIC)."""
+    samples = []
+    with tempfile.TemporaryDirectory(prefix="lambdaric-bench-") as tmp:
+        for _ in range(runs):
+            s = Stub(stub, b"{}", 0, 0, tmp)
+            env = dict(bench_env(), AWS_LAMBDA_RUNTIME_API=s.address, **env_extra)
+            spawned = time.monotonic_ns()
+            child = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                ready = s.line().split()
+                samples.append((int(ready[1]) - spawned) / 1e6)
+            finally:
+                child.kill()
+                child.wait()
+                s.close()
+    return statistics.median(samples)
+
+
+BARE = (
+    "import os, socket\n"
+    "h, p = os.environ['AWS_LAMBDA_RUNTIME_API'].rsplit(':', 1)\n"
+    "s = socket.create_connection((h, int(p)))\n"
+    "s.sendall(b'GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+    "s.recv(1)\n"
+)
+
+
+def import_ms(python: str, module: str, runs: int = 7) -> float:
+    """Median ms of imports that ``import module`` adds over a bare interpreter (-X importtime)."""
+
+    def total(code: str) -> float:
+        done = subprocess.run([python, "-X", "importtime", "-c", code], env=bench_env(), capture_output=True, text=True)
+        us = 0
+        for line in done.stderr.splitlines():
+            m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+            if m and not m.group(2).startswith(" "):
+                us += int(m.group(1))
+        return us / 1000.0
+
+    return statistics.median(total("import " + module) - total("pass") for _ in range(runs))
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    return "%.2fx" % (a / b) if a and b else "-"
+
+
+def write_results(report: dict, plot: bool) -> List[str]:
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "results.json"), "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+    lines = ["# Benchmark results", "", "Machine: %s" % report["machine"], "Date: %s" % report["date"], ""]
+    lines += ["Skipped: " + "; ".join(report["skipped"]), ""] if report["skipped"] else []
+    lines += ["## Invoke loop (medians over %d alternating rounds; %d invokes each)" % (report["rounds"], report["count"]), ""]
+    lines += ["| workload | runtime | CPU us/invoke | wall p50 us | wall p99 us | invokes/s | idle RSS MB | peak RSS MB | syscalls/invoke | CPU vs awslambdaric | CPU vs C floor |"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
+    for workload, per in report["loop"].items():
+        ref = per.get("awslambdaric", {}).get("cpu_us")
+        floor = per.get("c-floor", {}).get("cpu_us")
+        for name, r in per.items():
+            lines.append(
+                "| %s | %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s |"
+                % (workload, name, r["cpu_us"], r["p50_us"], r["p99_us"], r["per_s"], r["idle_rss_mb"], r["peak_rss_mb"],
+                   "%.1f" % r["syscalls"] if "syscalls" in r else "-", ratio(r["cpu_us"], ref), ratio(r["cpu_us"], floor))
+            )
+        stub_cost = max(r["stub_cpu_us"] for r in per.values())
+        lines.append("| %s | (stub) | %.1f | | | | | | | | |" % (workload, stub_cost))
+    lines += ["", "## Cold start: spawn to first GET /next (median of %d)" % report["cold_runs"], "", "| runtime | ms | vs awslambdaric | vs bare interpreter |", "|---|---|---|---|"]
+    cold = report["cold_start_ms"]
+    for name, ms in cold.items():
+        lines.append("| %s | %.1f | %s | %s |" % (name, ms, ratio(ms, cold.get("awslambdaric")), ratio(ms, cold.get("bare-python"))))
+    lines += ["", "## Import time added over a bare interpreter (-X importtime, median)", "", "| module | ms |", "|---|---|"]
+    for name, ms in report["import_ms"].items():
+        lines.append("| %s | %.1f |" % (name, ms))
+    lines += ["", "## Guards", ""]
+    for name, (value, limit, ok) in report["guards"].items():
+        lines.append("- %s: %.2f (limit %.2f) %s" % (name, value, limit, "ok" if ok else "REGRESSED"))
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(RESULTS, "results.md"), "w") as f:
+        f.write(text)
+    written = ["results.json", "results.md"]
+    if plot:
+        try:
+            _plot(report)
+            written.append("results.png")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install matplotlib)")
+    return written
+
+
+def _plot(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(report["loop"])
+    names = sorted({n for per in report["loop"].values() for n in per}, key=["lambdaric-native", "lambdaric", "awslambdaric", "c-floor"].index)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        cpu = [report["loop"][w].get(name, {}).get("cpu_us", 0) for w in workloads]
+        p50 = [report["loop"][w].get(name, {}).get("p50_us", 0) for w in workloads]
+        xs = [k + i * width for k in range(len(workloads))]
+        axes[0].bar(xs, cpu, width, label=name)
+        axes[1].bar(xs, p50, width, label=name)
+    for ax, title in zip(axes, ("client CPU per invoke (us, log)", "wall per invoke p50 (us, log)")):
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(workloads))])
+        ax.set_xticklabels(workloads, rotation=20, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.suptitle("lambdaric vs awslambdaric vs a C floor (%s)" % report["date"])
+    fig.tight_layout()
+    fig.savefig(os.path.join(RESULTS, "results.png"), dpi=110)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="CI mode: API Gateway workload and cold start only, guards enforced")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--count", type=int, default=None, help="timed invokes per measurement")
+    p.add_argument("--cold-runs", type=int, default=15)
+    p.add_argument("--workloads", default=None, help="comma-separated subset of: " + ", ".join(WORKLOADS))
+    p.add_argument("--strace", action="store_true", help="also count syscalls per invoke with strace -c")
+    p.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/")
+    args = p.parse_args(argv)
+    rounds = args.rounds or (2 if args.quick else 3)
+    count = args.count or (1500 if args.quick else 4000)
+    workloads = args.workloads.split(",") if args.workloads else ([GUARD_WORKLOAD] if args.quick else list(WORKLOADS))
+    stub = build_c("stub")
+    found, skipped, official = runtimes()
+    print("runtimes: %s" % ", ".join("%s (%s)" % (r.name, r.note) if r.note else r.name for r in found))
+    for s in skipped:
+        print("skipped: " + s)
+    # warm byte-code caches so cold start measures what a built image has
+    for rt in found:
+        if rt.name != "c-floor":
+            subprocess.run(rt.argv_for("handlers.empty", "fixed")[:-1] + ["--version"], env=bench_env(), capture_output=True)
+    subprocess.run([sys.executable, "-c", "import lambdaric.bootstrap, lambdaric.transport.python, handlers"], cwd=HERE, env=bench_env())
+    if official:
+        subprocess.run([official, "-c", "import awslambdaric.bootstrap"], env=bench_env())
+    loop: Dict[str, Dict[str, List[Dict[str, float]]]] = {w: {} for w in workloads}
+    for rnd in range(rounds):
+        order = found[rnd % len(found):] + found[: rnd % len(found)]
+        for workload in workloads:
+            big = workload.startswith(("1MB", "5MB"))
+            n = max(count // (40 if workload.startswith("5MB") else 8 if big else 1), 50)
+            for rt in order:
+                r = measure_loop(rt, workload, stub, max(n // 10, 20), n, strace=args.strace and rnd == 0)
+                loop[workload].setdefault(rt.name, []).append(r)
+                print("round %d %-15s %-17s cpu %8.1f us  p50 %8.1f us  p99 %8.1f us" % (rnd + 1, workload, rt.name, r["cpu_us"], r["p50_us"], r["p99_us"]))
+    summary = {
+        w: {name: {k: statistics.median(r[k] for r in rs if k in r) for k in rs[0]} for name, rs in per.items()}
+        for w, per in loop.items()
+    }
+    cold: Dict[str, float] = {}
+    cold_argv = {
+        "lambdaric": ([sys.executable, "-m", "lambdaric", "handlers.empty"], {"LAMBDARIC_TRANSPORT": "python"}),
+        "bare-python": ([sys.executable, "-c", BARE], {}),
+    }
+    if any(r.name == "lambdaric-native" for r in found):
+        cold_argv["lambdaric-native"] = ([sys.executable, "-m", "lambdaric", "handlers.empty"], {"LAMBDARIC_TRANSPORT": "native"})
+    if official:
+        cold_argv["awslambdaric"] = ([official, "-m", "awslambdaric", "handlers.empty"], {})
+    samples: Dict[str, List[float]] = {k: [] for k in cold_argv}
+    for rnd in range(rounds):
+        for name, (argv_, extra) in cold_argv.items():
+            samples[name].append(measure_cold_start(argv_, stub, extra, max(args.cold_runs // rounds, 5)))
+    cold = {k: statistics.median(v) for k, v in samples.items()}
+    imports = {"lambdaric (runtime path)": import_ms(sys.executable, "lambdaric.bootstrap, lambdaric.transport.python")}
+    if official:
+        imports["awslambdaric (runtime path)"] = import_ms(official, "awslambdaric.bootstrap")
+    guards = {}
+    ref = summary.get(GUARD_WORKLOAD, {})
+    if "awslambdaric" in ref and "lambdaric" in ref:
+        value = ref["lambdaric"]["cpu_us"] / ref["awslambdaric"]["cpu_us"]
+        guards[GUARDS[0][0]] = (value, GUARDS[0][1], value < GUARDS[0][1])
+    if "awslambdaric" in cold:
+        value = cold["lambdaric"] / cold["awslambdaric"]
+        guards[GUARDS[1][0]] = (value, GUARDS[1][1], value < GUARDS[1][1])
+    report = {
+        "machine": "%s, %d cores, %s, Python %s" % (platform.platform(), os.cpu_count() or 0, platform.processor() or platform.machine(), platform.python_version()),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "rounds": rounds,
+        "count": count,
+        "cold_runs": args.cold_runs,
+        "skipped": skipped,
+        "loop": summary,
+        "cold_start_ms": cold,
+        "import_ms": imports,
+        "guards": guards,
+        "quick": args.quick,
+    }
+    print()
+    for name, (value, limit, ok) in guards.items():
+        print("guard: %s = %.2f (limit %.2f): %s" % (name, value, limit, "ok" if ok else "REGRESSED"))
+    for name, ms in cold.items():
+        print("cold start %-18s %6.1f ms" % (name, ms))
+    for name, ms in imports.items():
+        print("import %-28s %6.1f ms" % (name, ms))
+    if not args.no_write:
+        written = write_results(report, plot=not args.quick)
+        print("wrote " + ", ".join(os.path.join("benchmarks/results", w) for w in written))
+    if not official:
+        print("awslambdaric is not available: no guard could be checked")
+        return 0
+    return 0 if all(ok for _, _, ok in guards.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
