@@ -62,6 +62,7 @@ def test_request_response(emu):
     answer, body = invoke(emu.client(), {"x": 1})
     assert answer["StatusCode"] == 200 and "FunctionError" not in answer
     assert answer["ExecutedVersion"] == "$LATEST"
+    assert answer["ResponseMetadata"]["HTTPHeaders"]["date"].endswith(" GMT")
     got = json.loads(body)
     assert got["event"] == {"x": 1}
     assert got["rid"] == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]

@@ -9,6 +9,7 @@ chunk by chunk instead of buffered.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
 from ..protocol import MAX_HEAD
@@ -168,9 +169,19 @@ async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optiona
     return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit))
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(now: Optional[float] = None) -> str:
+    """An RFC 9110 ``Date`` value, independent of the locale."""
+    t = time.gmtime(now)
+    return "%s, %02d %s %d %02d:%02d:%02d GMT" % (_DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+
+
 def response_head(status: int, headers: List[Tuple[str, str]], length: Optional[int]) -> bytes:
-    """Status line and headers; ``length`` None means a chunked body follows."""
-    lines = ["HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))]
+    """Status line and headers (plus ``Date``); ``length`` None means a chunked body follows."""
+    lines = ["HTTP/1.1 %d %s\r\nDate: %s\r\n" % (status, _REASONS.get(status, "Unknown"), http_date())]
     lines += ["%s: %s\r\n" % (name, value) for name, value in headers]
     lines.append("Content-Length: %d\r\n" % length if length is not None else "Transfer-Encoding: chunked\r\n")
     lines.append("\r\n")
