@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
         if response.status_code >= 400:
             sys.stderr.write("lambdaric invoke: %d %s: %s\n" % (response.status_code, response.headers.get("X-Amzn-ErrorType", ""), response.text[:2000]))
             return 2
-        if args.stream and response.headers.get("Content-Type", "").startswith("application/vnd.amazon.eventstream"):
+        if args.stream and "/response-streaming-invocations" in url:
             failed, log = _print_stream(response, out)
         else:
             _write(out, response.content + (b"\n" if response.content and not response.content.endswith(b"\n") else b""))
@@ -164,9 +164,8 @@ def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # ty
     for piece in response.iter_content(chunk_size=None):
         messages, buf = decode_messages(buf + piece)
         for message in messages:
-            headers = dict(message.headers) if hasattr(message, "headers") else dict(message[0])
-            payload = message.payload if hasattr(message, "payload") else message[1]
-            event_type = headers.get(":event-type")
+            payload = message.payload
+            event_type = message.header(":event-type")
             if event_type == "PayloadChunk":
                 _write(out, payload)
             elif event_type == "InvokeComplete":

@@ -81,6 +81,7 @@ class Invocation:
         #: chunks of a streamed response for a streaming caller; None marks the end
         self.chunks: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
         self.streamed = False
+        self.stream_content_type = "application/octet-stream"
         self.delivered = asyncio.Event()
         self.on_delivery: Optional[Callable[["Invocation"], None]] = None
         self.log = bytearray()

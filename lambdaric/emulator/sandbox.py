@@ -357,6 +357,7 @@ class Sandbox:
 
     async def _streamed(self, inv: Invocation, req: http.Request, writer: asyncio.StreamWriter, content_type: str) -> None:
         inv.streamed = True
+        inv.stream_content_type = content_type
         parts: List[bytes] = []
         size = 0
         limit = MAX_STREAMED if inv.streaming else protocol.MAX_PAYLOAD

@@ -294,8 +294,13 @@ class Emulator:
             first.cancel()
             await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
             return
+        # As Lambda: the body is an event stream; Content-Type is the function's stream type
+        # (botocore reports it as ResponseStreamContentType).
+        content_type = inv.stream_content_type
+        if task.done() and not inv.streamed and task.exception() is None:
+            content_type = task.result().content_type
         headers = [
-            ("Content-Type", "application/vnd.amazon.eventstream"),
+            ("Content-Type", content_type),
             ("X-Amzn-RequestId", inv.request_id),
             ("X-Amz-Executed-Version", "$LATEST"),
         ]
