@@ -267,3 +267,44 @@ def test_awslambdaric_behind_our_emulator():
         assert error["errorMessage"] == (
             "Response payload size (6291558 bytes) exceeded maximum allowed payload size (6291556 bytes)."
         )
+
+
+def test_eager_init_and_sigint():
+    with RunningEmulator(APP, args=["--eager"]) as emu:
+        deadline = time.monotonic() + 10
+        while not children_of(emu.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert children_of(emu.proc.pid), "--eager did not start a runtime before the first invoke"
+        answer, _ = invoke(emu.client(), {}, LogType="Tail")
+        assert "Init Duration" in base64.b64decode(answer["LogResult"]).decode()
+        assert emu.stop(signal.SIGINT) == 0
+
+
+LATE = r'''
+import http.client, json, os, time
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+conn = http.client.HTTPConnection(API)
+conn.request("GET", "/2018-06-01/runtime/invocation/next")
+resp = conn.getresponse(); resp.read()
+rid = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+time.sleep(1.6)  # past the 1 s timeout
+conn = http.client.HTTPConnection(API)
+conn.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, b'"late"')
+late = conn.getresponse()
+with open(os.environ["PROBE_OUT"], "w") as f:
+    json.dump([late.status, json.loads(late.read())], f)
+time.sleep(30)
+'''
+
+
+def test_late_answer_after_timeout_is_410(tmp_path):
+    out = tmp_path / "late.json"
+    args = ["--command", "%s late.py" % __import__("sys").executable, "--max-concurrency", "2", "--timeout", "1"]
+    with RunningEmulator({"late.py": LATE}, handler=None, args=args, env={"PROBE_OUT": str(out)}) as emu:
+        answer, body = invoke(emu.client(), {})
+        assert json.loads(body)["errorType"] == "Sandbox.Timedout"
+        deadline = time.monotonic() + 10
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    status, error = json.loads(out.read_text())
+    assert status == 410 and error["errorType"] == "InvokeTimeout"
