@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+# typing is imported only by type checkers: it costs ~3 ms of every cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import List, Optional
 
 USAGE = """\
 usage: python -m lambdaric [--version] [--help] HANDLER

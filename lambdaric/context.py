@@ -7,7 +7,10 @@ value becomes ``Runtime.LambdaContextUnmarshalError`` for that invoke only.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Optional
+# typing is imported only by type checkers: it costs ~3 ms of every cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, Optional
 
 from .errors import FaultException
 from .marshal import loads as _json_loads

@@ -13,7 +13,10 @@ import contextvars
 import logging
 import sys
 import time
-from typing import Any, Dict, List, Optional, TextIO
+# typing is imported only by type checkers: it costs ~3 ms of every cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Optional, TextIO
 
 request_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_request_id", default=None)
 tenant_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_tenant_id", default=None)
