@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Awaitable
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, NoReturn, Optional
 
-from . import __version__, logs, marshal, protocol
+from . import __version__, logsink, marshal, protocol
 from .context import LambdaContext, StaticContext
 from .errors import ErrorReport, FaultException, report_exception, report_fault
 from .handler import load_handler
@@ -69,7 +68,7 @@ def flush_std_streams() -> None:
 class Runtime:
     """One runtime process: a transport, a handler, and the loop between them."""
 
-    def __init__(self, transport: Transport, environ: Dict[str, str], sink: logs.StreamSink) -> None:
+    def __init__(self, transport: Transport, environ: Dict[str, str], sink: logsink.StreamSink) -> None:
         self.transport = transport
         self.environ = environ
         self.sink = sink
@@ -113,8 +112,8 @@ class Runtime:
             self.init_failed(report_fault(EXIT_ERROR, "Runtime exited with error: exit status %s" % _exit_code(exc), None))
 
     def init_failed(self, report: ErrorReport) -> NoReturn:
-        logs.log_init_warning(self.sink, INIT_WARNING)
-        logs.log_uncaught(self.sink, report.error)
+        logsink.log_init_warning(self.sink, INIT_WARNING)
+        logsink.log_uncaught(self.sink, report.error)
         flush_std_streams()
         status, body = self.call("POST /init/error", self.transport.init_error, _error_body(report), report.error_type)
         if status not in (202, 403):
@@ -132,7 +131,7 @@ class Runtime:
     def handle(self, inv: protocol.Invocation) -> None:
         if inv.deadline_problem:
             say(inv.deadline_problem)
-        logs.begin_invoke(inv.request_id, inv.tenant_id)
+        logsink.begin_invoke(inv.request_id, inv.tenant_id)
         if inv.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
         else:
@@ -144,7 +143,7 @@ class Runtime:
                 if type(event) is bytearray:
                     event = bytes(event)
                 result = self.handler(event, context)  # type: ignore[misc]
-                if isinstance(result, Awaitable) and type(result) is not dict:
+                if getattr(type(result), "__await__", None) is not None:  # a coroutine or future
                     result = self.run_async(result)
                 body, content_type = marshal.to_response(result)
             except SystemExit as exc:
@@ -173,7 +172,7 @@ class Runtime:
                 else:
                     self.check_answer("POST /response", inv.request_id, status, answer)
         finally:
-            logs.end_invoke()
+            logsink.end_invoke()
             flush_std_streams()
 
     def run_async(self, awaitable: Any) -> Any:
@@ -193,7 +192,7 @@ class Runtime:
         self.report_error(inv, report_fault(RESPONSE_TOO_LARGE, message, inv.request_id))
 
     def report_error(self, inv: protocol.Invocation, report: ErrorReport) -> None:
-        logs.log_uncaught(self.sink, report.error)
+        logsink.log_uncaught(self.sink, report.error)
         flush_std_streams()
         cause = marshal.dumps_ascii(report.xray_cause())
         xray = cause if len(cause) < protocol.MAX_XRAY_CAUSE else None
@@ -249,7 +248,8 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     except (ValueError, RuntimeError) as exc:
         say(str(exc))
         return 2
-    sink = logs.setup(env)
+    sink = logsink.StreamSink(logsink.LogConfig(env))
+    logsink.install_when_imported(sink)
     runtime = Runtime(transport, env, sink)
     try:
         runtime.init(handler_name)

@@ -7,10 +7,10 @@ key order, the runtime's own frames hidden from stack traces, and runtime faults
 from __future__ import annotations
 
 import os
-import traceback
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    import traceback
     from typing import Any, Dict, List, Optional, Sequence
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -39,12 +39,15 @@ def make_error(message: Any, error_type: Any, stack_trace: Optional[Sequence[str
     }
 
 
-def user_frames(tb: Any) -> traceback.StackSummary:
+def user_frames(tb: Any) -> "traceback.StackSummary":
     """Frames of ``tb`` from the first one outside lambdaric on.
 
     When every frame is lambdaric's own (a bug in the runtime), all are kept, so the
-    report still points somewhere.
+    report still points somewhere. (``traceback`` is imported here, on the error path
+    only: it costs ~3 ms of cold start.)
     """
+    import traceback
+
     frames = traceback.extract_tb(tb)
     for i, frame in enumerate(frames):
         if not frame.filename.startswith(_PACKAGE_DIR):
@@ -100,9 +103,11 @@ def report_exception(exc: BaseException, request_id: Optional[str]) -> ErrorRepo
     return ErrorReport(error, [(f.filename, f.lineno, f.name) for f in frames], False)
 
 
-def format_frames(frames: Sequence[traceback.FrameSummary]) -> List[str]:
+def format_frames(frames: "Sequence[traceback.FrameSummary]") -> List[str]:
     """``traceback.format_list`` without the column carets of Python 3.11+, as the official
     client reports stack traces (dashboards compare them across Python versions)."""
+    import traceback
+
     return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
 
 
