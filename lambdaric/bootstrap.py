@@ -75,6 +75,7 @@ class Runtime:
         self.static = StaticContext(environ)
         self.handler: Optional[Callable[..., Any]] = None
         self._loop: Any = None  # the asyncio loop kept for the process, made on first need
+        self._flusher: Optional[logsink.Flusher] = None
 
     # ------------------------------------------------------------------ retries
 
@@ -132,13 +133,17 @@ class Runtime:
         if inv.deadline_problem:
             say(inv.deadline_problem)
         logsink.begin_invoke(inv.request_id, inv.tenant_id)
+        if self._flusher is None and logsink.Flusher.wanted():
+            self._flusher = logsink.Flusher()
+        if self._flusher is not None:
+            self._flusher.active.set()
         if inv.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
         else:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             try:
-                context = LambdaContext(inv, self.static, self.sink.write)
+                context = LambdaContext(inv, self.static, self.sink.context_log)
                 event = marshal.parse_event(inv.body, inv.content_type)
                 if type(event) is bytearray:
                     event = bytes(event)
@@ -172,6 +177,8 @@ class Runtime:
                 else:
                     self.check_answer("POST /response", inv.request_id, status, answer)
         finally:
+            if self._flusher is not None:
+                self._flusher.active.clear()
             logsink.end_invoke()
             flush_std_streams()
 
@@ -248,7 +255,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     except (ValueError, RuntimeError) as exc:
         say(str(exc))
         return 2
-    sink = logsink.StreamSink(logsink.LogConfig(env))
+    sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=logsink.telemetry_fd_from(env))
     logsink.install_when_imported(sink)
     runtime = Runtime(transport, env, sink)
     try:

@@ -16,6 +16,7 @@ background thread never carries a stale id.
 from __future__ import annotations
 
 import contextvars
+import os
 import sys
 import time
 
@@ -66,29 +67,124 @@ class LogConfig:
         level = _LEVEL_ALIASES.get(raw_level, raw_level)
         #: the root logger's level when AWS_LAMBDA_LOG_LEVEL names one, else None (logging's WARNING)
         self.level: "Optional[str]" = level if level in _LEVEL_NUMBERS else None
+        #: JSON timestamps with milliseconds (opt-in; the official client has whole seconds)
+        self.milliseconds = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
+
+
+#: Telemetry frame levels (contract section 6) by logging level number.
+FRAME_LEVELS = {10: 2, 20: 3, 30: 4, 40: 5, 50: 6}
+_FRAME_TYPE = 0xA55A0000
+_FRAME_HEAD = None  # struct.Struct(">IIQ"), made on first use
+
+
+def frame_level(levelno: int) -> int:
+    """The frame level of a logging level number (between the named levels: the one below)."""
+    for number in (50, 40, 30, 20, 10):
+        if levelno >= number:
+            return FRAME_LEVELS[number]
+    return 0
+
+
+def json_timestamp(created: float, milliseconds: bool) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return stamp + (".%03dZ" % (int(created * 1000) % 1000) if milliseconds else "Z")
 
 
 class StreamSink:
-    """Writes log text to a stream (stdout by default), looked up at write time so that
-    a test or user replacing ``sys.stdout`` is honoured."""
+    """Where log records go: framed to the telemetry fd when Lambda gives one (one
+    ``write()`` per record), else to stdout, looked up at write time so that a test or
+    user replacing ``sys.stdout`` is honoured.
 
-    def __init__(self, config: "LogConfig", stream: "Optional[TextIO]" = None) -> None:
+    On stdout a multi-line text record has its inner line breaks turned into CR, so
+    CloudWatch keeps it as one event (the official client does it only for uncaught
+    errors); frames need no such care.
+    """
+
+    def __init__(self, config: "LogConfig", stream: "Optional[TextIO]" = None, telemetry_fd: "Optional[int]" = None) -> None:
         self.config = config
         self._stream = stream
+        self.telemetry_fd = telemetry_fd
 
     def write(self, text: str) -> None:
-        stream = self._stream or sys.stdout
-        stream.write(text)
+        """Raw text (``context.log`` in text mode): as is, an unleveled text frame."""
+        if self.telemetry_fd is not None:
+            self._frame(text, 0, False, time.time())
+        else:
+            (self._stream or sys.stdout).write(text)
 
-    def write_error(self, lines: "List[str]") -> None:
-        """An uncaught error: one record, lines joined by CR so CloudWatch keeps one event."""
-        self.write("\r".join(lines) + "\n")
+    def record(self, text: str, level: int, is_json: bool, created: float) -> None:
+        """One log record (``level`` is the frame level, 0 for none)."""
+        if self.telemetry_fd is not None:
+            self._frame(text, level, is_json, created)
+            return
+        if not is_json:
+            body = text[:-1] if text.endswith("\n") else text
+            if "\n" in body:
+                body = body.replace("\r\n", "\r").replace("\n", "\r")
+            text = body + "\n"
+        elif not text.endswith("\n"):
+            text += "\n"
+        (self._stream or sys.stdout).write(text)
+
+    def _frame(self, text: str, level: int, is_json: bool, created: float) -> None:
+        global _FRAME_HEAD
+        if _FRAME_HEAD is None:
+            import struct
+
+            _FRAME_HEAD = struct.Struct(">IIQ")
+        data = text.encode("utf-8", "backslashreplace")
+        kind = _FRAME_TYPE | (level << 2) | (2 if is_json else 3)
+        frame = _FRAME_HEAD.pack(kind, len(data), int(created * 1_000_000)) + data
+        try:
+            while frame:
+                written = os.write(self.telemetry_fd, frame)  # type: ignore[arg-type]
+                frame = frame[written:]
+        except OSError:
+            pass  # a closed telemetry fd must not fail the function
+
+    def context_log(self, msg: str) -> None:
+        """``context.log(msg)``: raw text, or a JSON record in JSON mode (the official client
+        writes raw text even then, which breaks JSON log parsing)."""
+        if not self.config.json:
+            self.write(msg)
+            return
+        now = time.time()
+        record = {"timestamp": json_timestamp(now, self.config.milliseconds), "level": "INFO", "message": msg.rstrip("\n")}
+        record["requestId"] = current_request_id() or ""
+        tenant = current_tenant_id()
+        if tenant:
+            record["tenantId"] = tenant
+        self.record(_dumps(record), 3, True, now)
+
+
+def _dumps(obj: "Any") -> str:
+    import json  # JSON log mode only
+
+    return json.dumps(obj, default=str, ensure_ascii=False)
 
 
 def log_uncaught(sink: StreamSink, error: "Dict[str, Any]") -> None:
+    """The record of an uncaught error: text lines (joined by CR on stdout, by LF in a
+    frame, as the official client), or a JSON object without ``logger``."""
+    now = time.time()
+    if sink.config.json:
+        record = {
+            "timestamp": json_timestamp(now, sink.config.milliseconds),
+            "level": "ERROR",
+            "errorMessage": error.get("errorMessage"),
+            "errorType": error.get("errorType"),
+            "requestId": error.get("requestId") or current_request_id() or "",
+            "stackTrace": error.get("stackTrace"),
+        }
+        sink.record(_dumps(record), 5, True, now)
+        return
     from .errors import error_log_lines
 
-    sink.write_error(error_log_lines(error))
+    lines = error_log_lines(error)
+    if sink.telemetry_fd is not None:
+        sink.record("\n".join(lines), 5, False, now)
+    else:
+        sink.write("\r".join(lines) + "\n")
 
 
 def _root_enabled_for(sink: StreamSink, level: int) -> bool:
@@ -100,13 +196,76 @@ def _root_enabled_for(sink: StreamSink, level: int) -> bool:
 
 def log_init_warning(sink: StreamSink, message: str) -> None:
     """The warning logged before an init error, as a WARNING record of the root logger
-    (subject to its level), in the text layout; its text ends in CR LF, as the official
-    client writes it."""
+    (subject to its level); its message ends in CR, as the official client writes it."""
     if not _root_enabled_for(sink, 30):
         return
     now = time.time()
+    if sink.config.json:
+        record = {
+            "timestamp": json_timestamp(now, sink.config.milliseconds),
+            "level": "WARNING",
+            "message": message + "\r",
+            "logger": "root",
+            "requestId": current_request_id() or "",
+        }
+        sink.record(_dumps(record), 4, True, now)
+        return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    sink.write("[WARNING]\t%s.%03dZ\t%s\t%s\r\n" % (stamp, int(now * 1000) % 1000, current_request_id() or "", message))
+    text = "[WARNING]\t%s.%03dZ\t%s\t%s\r\n" % (stamp, int(now * 1000) % 1000, current_request_id() or "", message)
+    if sink.telemetry_fd is not None:
+        sink.record(text, 0, False, now)
+    else:
+        sink.write(text)
+
+
+def telemetry_fd_from(environ: "Dict[str, str]") -> "Optional[int]":
+    """Take ``_LAMBDA_TELEMETRY_LOG_FD`` out of the environment (so child processes do
+    not write frames into it) and return it, or None when absent or unusable."""
+    raw = environ.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
+    os.environ.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
+    if raw is None:
+        return None
+    try:
+        fd = int(raw)
+        os.fstat(fd)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write("lambdaric: ignoring _LAMBDA_TELEMETRY_LOG_FD=%r: %s\n" % (raw[:50], exc))
+        return None
+    return fd
+
+
+class Flusher:
+    """Flushes stdout and stderr every ``interval`` seconds while an invoke runs.
+
+    ``print()`` then costs no syscall of its own (the official client flushes every
+    write), yet output reaches the log within ``interval`` even when the function is
+    killed by its timeout; the bootstrap also flushes at the end of every invoke.
+    Started on the first invoke, only when stdout is block-buffered.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self.active = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lambdaric-flush", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.active.wait()
+            time.sleep(self.interval)
+            if self.active.is_set():
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+
+    @staticmethod
+    def wanted() -> bool:
+        stream = sys.stdout
+        return not getattr(stream, "line_buffering", False) and not getattr(stream, "write_through", False)
 
 
 class _LoggingWatcher:
