@@ -135,8 +135,6 @@ class Runtime:
         logsink.begin_invoke(inv.request_id, inv.tenant_id)
         if self._flusher is None and logsink.Flusher.wanted():
             self._flusher = logsink.Flusher()
-        if self._flusher is not None:
-            self._flusher.active.set()
         if inv.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
         else:
@@ -177,8 +175,6 @@ class Runtime:
                 else:
                     self.check_answer("POST /response", inv.request_id, status, answer)
         finally:
-            if self._flusher is not None:
-                self._flusher.active.clear()
             logsink.end_invoke()
             flush_std_streams()
 

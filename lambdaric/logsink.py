@@ -112,9 +112,13 @@ class StreamSink:
         else:
             (self._stream or sys.stdout).write(text)
 
-    def record(self, text: str, level: int, is_json: bool, created: float) -> None:
-        """One log record (``level`` is the frame level, 0 for none)."""
+    def record(self, text: str, level: int, is_json: bool, created: float, frame_newline: bool = True) -> None:
+        """One log record (``level`` is the frame level, 0 for none). JSON frames end with a
+        newline like the official client's, except its uncaught-error frame
+        (``frame_newline=False``); stdout always gets one record per line."""
         if self.telemetry_fd is not None:
+            if is_json and frame_newline and not text.endswith("\n"):
+                text += "\n"
             self._frame(text, level, is_json, created)
             return
         if not is_json:
@@ -176,7 +180,7 @@ def log_uncaught(sink: StreamSink, error: "Dict[str, Any]") -> None:
             "requestId": error.get("requestId") or current_request_id() or "",
             "stackTrace": error.get("stackTrace"),
         }
-        sink.record(_dumps(record), 5, True, now)
+        sink.record(_dumps(record), 5, True, now, frame_newline=False)
         return
     from .errors import error_log_lines
 
@@ -235,32 +239,31 @@ def telemetry_fd_from(environ: "Dict[str, str]") -> "Optional[int]":
 
 
 class Flusher:
-    """Flushes stdout and stderr every ``interval`` seconds while an invoke runs.
+    """Flushes stdout and stderr every ``interval`` seconds.
 
     ``print()`` then costs no syscall of its own (the official client flushes every
-    write), yet output reaches the log within ``interval`` even when the function is
-    killed by its timeout; the bootstrap also flushes at the end of every invoke.
-    Started on the first invoke, only when stdout is block-buffered.
+    write), yet output reaches the log within ``interval``, even when the function is
+    killed by its timeout or a background thread writes between invokes; the bootstrap
+    also flushes before every answer. A frozen sandbox runs nothing, so the wakeups cost
+    only while the function runs. Started on the first invoke, only when stdout is
+    block-buffered.
     """
 
     def __init__(self, interval: float = 0.1) -> None:
         import threading
 
         self.interval = interval
-        self.active = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lambdaric-flush", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            self.active.wait()
             time.sleep(self.interval)
-            if self.active.is_set():
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except Exception:
-                        pass
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
 
     @staticmethod
     def wanted() -> bool:

@@ -785,6 +785,7 @@ def run_runtime(
     api: Optional[RuntimeAPI] = None,
     api_kwargs: Optional[Dict[str, Any]] = None,
     cwd: Optional[str] = None,
+    pass_fds: Sequence[int] = (),
 ) -> RunResult:
     """Run a runtime process against a scripted Runtime API and collect what it did.
 
@@ -795,7 +796,8 @@ def run_runtime(
     seconds for the runtime to get back to ``/next`` or exit (so its logs are complete), then stops it
     (SIGTERM, SIGKILL 2 s later). ``env`` values override the test environment; None removes a variable.
     Pass ``api`` to use a server you scripted (it is not closed here); otherwise one is made from
-    ``events`` and ``api_kwargs`` and closed at the end. Never takes much more than ``timeout`` seconds.
+    ``events`` and ``api_kwargs`` and closed at the end. ``pass_fds`` are inherited by the child (e.g. the
+    write end of a pipe named by ``_LAMBDA_TELEMETRY_LOG_FD``). Never takes much more than ``timeout`` seconds.
     """
     events = list(events)
     own_api = api is None
@@ -818,7 +820,7 @@ def run_runtime(
         child_env = runtime_env(api.address, cwd, env, lambdaric_on_path=cmd is None)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(argv, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, start_new_session=True)
+                                    stderr=err, start_new_session=True, pass_fds=tuple(pass_fds))
             exited = timed_out = False
             try:
                 end = start + timeout
