@@ -15,3 +15,9 @@ def echo(event, context):
 
 def error(event, context):
     raise ValueError("bad thing")
+
+
+def prints(event, context):
+    for i in range(100):
+        print("line", i)
+    return {}

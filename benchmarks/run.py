@@ -236,6 +236,27 @@ def measure_loop(rt: Runtime, workload: str, stub: str, warmup: int, count: int,
     return result
 
 
+def measure_print_writes(rt: Runtime, stub: str) -> float:
+    """write() calls on fd 1 during one invoke of a handler that prints 100 lines."""
+    with tempfile.TemporaryDirectory(prefix="lambdaric-bench-") as tmp:
+        s = Stub(stub, b"{}", 0, 1, tmp)
+        trace = os.path.join(tmp, "trace")
+        env = dict(bench_env(), AWS_LAMBDA_RUNTIME_API=s.address, **rt.env_extra)
+        argv = ["strace", "-f", "-qq", "-e", "trace=write", "-o", trace] + rt.argv_for("handlers.prints", "fixed")
+        child = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert s.line().startswith("READY")
+            s.go()
+            assert s.line().startswith("DONE")
+            time.sleep(0.3)
+        finally:
+            child.kill()
+            child.wait()
+            s.close()
+        with open(trace) as f:
+            return float(sum(1 for line in f if re.search(r"write\(1, ", line)))
+
+
 def _strace_total(path: str) -> float:
     with open(path) as f:
         for line in f:
@@ -322,6 +343,10 @@ def write_results(report: dict, plot: bool) -> List[str]:
     lines += ["", "## Import time added over a bare interpreter (-X importtime, median)", "", "| module | ms |", "|---|---|"]
     for name, ms in report["import_ms"].items():
         lines.append("| %s | %.1f |" % (name, ms))
+    if report.get("print_writes"):
+        lines += ["", "## stdout write() syscalls for one invoke calling print() 100 times (strace)", "", "| runtime | writes |", "|---|---|"]
+        for name, n in report["print_writes"].items():
+            lines.append("| %s | %d |" % (name, n))
     lines += ["", "## Guards", ""]
     for name, (value, limit, ok) in report["guards"].items():
         lines.append("- %s: %.2f (limit %.2f) %s" % (name, value, limit, "ok" if ok else "REGRESSED"))
@@ -409,6 +434,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         w: {name: {k: statistics.median(r[k] for r in rs if k in r) for k in rs[0]} for name, rs in per.items()}
         for w, per in loop.items()
     }
+    prints: Dict[str, float] = {}
+    if args.strace and shutil.which("strace"):
+        # stdout write() syscalls for one invoke that calls print() 100 times
+        for rt in found:
+            if rt.name != "c-floor":
+                prints[rt.name] = measure_print_writes(rt, stub)
     if args.strace and shutil.which("strace"):
         # a separate pass: strace slows what it traces, so its runs never count for timings
         for workload in workloads:
@@ -450,6 +481,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "loop": summary,
         "cold_start_ms": cold,
         "import_ms": imports,
+        "print_writes": prints,
         "guards": guards,
         "quick": args.quick,
     }
