@@ -274,3 +274,29 @@ def test_print_costs_no_write_syscall_each(tmp_path, lambdaric_env):
     assert counts["lambdaric"] <= 2, counts
     if "official" in counts:
         assert counts["official"] >= 100, counts
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_one_write_per_frame(tmp_path, lambdaric_env):
+    r, w = os.pipe()
+    trace = tmp_path / "frames.strace"
+    cmd = ["strace", "-f", "-qq", "-e", "trace=write", "-o", str(trace), sys.executable, "-m", "lambdaric"]
+    env = dict(lambdaric_env, _LAMBDA_TELEMETRY_LOG_FD=str(w), PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    events = [Event(b"{}", "r1"), Event(b'{"boom": true}', "r2")]
+    run_raw({"app.py": APP}, "app.handler", events, cmd=cmd, env=env, cwd=str(tmp_path), pass_fds=(w,))
+    os.close(w)
+    frames = read_frames(r)
+    os.close(r)
+    writes = [line for line in trace.read_text().splitlines() if re.search(r"write\(%d, " % w, line)]
+    assert len(writes) == len(frames) > 5
+
+
+def test_init_failure_records_match_official_in_json(tmp_path, lambdaric_env):
+    official_or_skip()
+    env = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
+    files = {"other.py": ""}  # app.handler: no module app (the same empty trace for both)
+    ours, _ = run(tmp_path, lambdaric_env, env=env, files=files, events=[Event()], name="same")
+    theirs, _ = run(tmp_path, lambdaric_env, env=env, files=files, events=[Event()], official=True, name="same")
+    assert mask(ours.stdout) == mask(theirs.stdout)
+    first = json.loads(mask(ours.stdout).splitlines()[0])
+    assert first["level"] == "WARNING" and first["message"].startswith("LAMBDA_WARNING: Unhandled exception.")
