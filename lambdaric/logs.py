@@ -34,8 +34,23 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT, TEXT_DATEFMT)
 
 
-#: LogRecord attributes that are not "extra" fields.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "aws_request_id", "tenant_id"}
+#: Keys never taken from a record's "extra": LogRecord attributes, the runtime's own, and the
+#: JSON layout's keys (an extra ``location`` or ``errorType`` would pass for the runtime's),
+#: as the official client. ``tenantId`` is the one exception: used when the invoke has none.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "aws_request_id", "tenant_id",
+    "timestamp", "level", "logger", "stackTrace", "errorType", "errorMessage", "requestId", "location", "tenantId",
+}
+#: ``level`` in JSON records: the standard name at or below the record's level (a custom
+#: level 25 is "INFO"), as the official client, so that log-level queries see five names.
+_JSON_LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
+
+
+def json_level(levelno: int) -> str:
+    for number, name in _JSON_LEVELS:
+        if levelno >= number:
+            return name
+    return "NOTSET"
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,28 +64,61 @@ class JsonFormatter(logging.Formatter):
         self.milliseconds = milliseconds
 
     def format(self, record: logging.LogRecord) -> str:
-        import json
-
-        message = record.msg if isinstance(record.msg, dict) else record.getMessage()
+        msg = record.msg
+        # a dict stays an object, unless it is a format string's template (then: the text)
+        message = msg if isinstance(msg, dict) and not record.args else record.getMessage()
         out = {
             "timestamp": json_timestamp(record.created, self.milliseconds),
-            "level": record.levelname,
+            "level": json_level(record.levelno),
             "message": message,
             "logger": record.name,
         }
-        if record.exc_info and record.exc_info[0] is not None:
-            etype, value, tb = record.exc_info
+        exc_info = record.exc_info
+        # exc_info=True outside an except block gives (None, None, None): no error keys
+        # (the official client fails the invoke with an AttributeError there)
+        failed = bool(exc_info) and exc_info[0] is not None  # type: ignore[index]
+        if failed:
+            etype, value, tb = exc_info  # type: ignore[misc]
             out["stackTrace"] = traceback.format_list(traceback.extract_tb(tb))
             out["errorType"] = etype.__name__
             out["errorMessage"] = str(value)
         out["requestId"] = getattr(record, "aws_request_id", None) or ""
-        if record.exc_info and record.exc_info[0] is not None:
+        if failed:
             out["location"] = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
-        out["tenantId"] = getattr(record, "tenant_id", None)
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in out:
+        fields = vars(record)
+        out["tenantId"] = getattr(record, "tenant_id", None) or fields.get("tenantId")
+        for key, value in fields.items():
+            if key not in _STANDARD:
                 out[key] = value
-        return json.dumps({k: v for k, v in out.items() if v is not None}, default=str, ensure_ascii=False)
+        return _encode({k: v for k, v in out.items() if v is not None})
+
+
+def _encode(out: dict) -> str:
+    """The record as one JSON line; values JSON cannot hold are written with ``str()``.
+
+    A value that still cannot be encoded (a dict with tuple keys, a circular structure)
+    is replaced by its ``str()``, so the record is written rather than lost (the official
+    client raises from inside the logging call and fails the invoke)."""
+    import json
+
+    try:
+        return json.dumps(out, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        safe = {}
+        for key, value in out.items():
+            try:
+                json.dumps(value, default=str)
+                safe[key] = value
+            except (TypeError, ValueError, RecursionError):
+                safe[key] = _safe_str(value)
+        return json.dumps(safe, default=str, ensure_ascii=False)
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception as exc:  # a hostile __str__
+        return "<str() failed: %s>" % type(exc).__name__
 
 
 class SinkHandler(logging.Handler):
@@ -80,12 +128,14 @@ class SinkHandler(logging.Handler):
         super().__init__()
         self.sink = sink
         self.json = sink.config.json
+        # JSON frames carry the level; text frames only when AWS_LAMBDA_LOG_LEVEL is set
+        # (to anything), as the official client frames them
+        self.leveled = sink.config.json or sink.config.level_given
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-            # text frames are unleveled and JSON ones leveled, as the official client frames them
-            self.sink.record(text, frame_level(record.levelno) if self.json else 0, self.json, record.created)
+            self.sink.record(text, frame_level(record.levelno) if self.leveled else 0, self.json, record.created)
         except RecursionError:  # pragma: no cover - as logging.StreamHandler does
             raise
         except Exception:

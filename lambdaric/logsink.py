@@ -67,6 +67,9 @@ class LogConfig:
         level = _LEVEL_ALIASES.get(raw_level, raw_level)
         #: the root logger's level when AWS_LAMBDA_LOG_LEVEL names one, else None (logging's WARNING)
         self.level: "Optional[str]" = level if level in _LEVEL_NUMBERS else None
+        #: text frames carry the record's level only when AWS_LAMBDA_LOG_LEVEL is set to
+        #: anything (even a name that is no level), as the official client frames them
+        self.level_given = bool(environ.get("AWS_LAMBDA_LOG_LEVEL"))
         #: JSON timestamps with milliseconds (opt-in; the official client has whole seconds)
         self.milliseconds = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
 
@@ -188,7 +191,10 @@ def log_uncaught(sink: StreamSink, error: "Dict[str, Any]") -> None:
     if sink.telemetry_fd is not None:
         sink.record("\n".join(lines), 5, False, now)
     else:
-        sink.write("\r".join(lines) + "\n")
+        # a line break inside the message too (the official client leaves it, splitting
+        # the record into two CloudWatch events)
+        text = "\r".join(lines)
+        sink.write(text.replace("\r\n", "\r").replace("\n", "\r") + "\n")
 
 
 def _root_enabled_for(sink: StreamSink, level: int) -> bool:
@@ -217,7 +223,7 @@ def log_init_warning(sink: StreamSink, message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     text = "[WARNING]\t%s.%03dZ\t%s\t%s\r\n" % (stamp, int(now * 1000) % 1000, current_request_id() or "", message)
     if sink.telemetry_fd is not None:
-        sink.record(text, 0, False, now)
+        sink.record(text, 4 if sink.config.level_given else 0, False, now)
     else:
         sink.write(text)
 
