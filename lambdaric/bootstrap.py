@@ -75,7 +75,6 @@ class Runtime:
         self.static = StaticContext(environ)
         self.handler: Optional[Callable[..., Any]] = None
         self._loop: Any = None  # the asyncio loop kept for the process, made on first need
-        self._flusher: Optional[logsink.Flusher] = None
 
     # ------------------------------------------------------------------ retries
 
@@ -107,6 +106,7 @@ class Runtime:
     def init(self, handler_name: str) -> None:
         try:
             self.handler = load_handler(handler_name)
+            flush_std_streams()  # init's output reaches the log before the runtime waits on /next
         except Exception as exc:
             self.init_failed(report_exception(exc, None))
         except SystemExit as exc:
@@ -133,8 +133,6 @@ class Runtime:
         if inv.deadline_problem:
             say(inv.deadline_problem)
         logsink.begin_invoke(inv.request_id, inv.tenant_id)
-        if self._flusher is None and logsink.Flusher.wanted():
-            self._flusher = logsink.Flusher()
         if inv.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
         else:
@@ -253,6 +251,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
         return 2
     sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=logsink.telemetry_fd_from(env))
     logsink.install_when_imported(sink)
+    logsink.setup_output()
     runtime = Runtime(transport, env, sink)
     try:
         runtime.init(handler_name)
