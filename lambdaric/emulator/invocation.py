@@ -21,6 +21,11 @@ def new_trace_id() -> str:
     return "Root=1-%08x-%s;Parent=%s;Sampled=0" % (int(time.time()), os.urandom(12).hex(), os.urandom(8).hex())
 
 
+def error_json(error_type: str, message: str) -> bytes:
+    """``{"errorMessage": ..., "errorType": ...}``: the shape of platform and Runtime API errors."""
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
 class Outcome:
     """How an invocation ended. ``kind`` is one of ``response``, ``error`` (the function
     failed: the body is the error JSON) or ``fault`` (the platform failed it: timeout,
@@ -40,8 +45,7 @@ class Outcome:
 
     @classmethod
     def fault(cls, error_type: str, message: str) -> "Outcome":
-        body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-        return cls("fault", body, "application/json", error_type)
+        return cls("fault", error_json(error_type, message), "application/json", error_type)
 
     def error_code_and_details(self) -> Tuple[str, str]:
         """``(ErrorCode, ErrorDetails)`` for a streamed ``InvokeComplete``."""

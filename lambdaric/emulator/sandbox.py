@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import os
 import re
 import signal
@@ -20,7 +19,7 @@ from typing import Callable, Dict, List, Optional
 
 from .. import protocol
 from . import http
-from .invocation import Invocation, Outcome, peak_rss_mb
+from .invocation import Invocation, Outcome, error_json, peak_rss_mb
 
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
@@ -29,10 +28,6 @@ _ERROR_TYPE = re.compile(r"[\x21-\x7e]{1,256}\Z")
 MAX_STREAMED = 200 * 1024 * 1024
 #: How long a runtime may take to initialise before its first /next, at least.
 MIN_INIT_TIMEOUT = 10.0
-
-
-def _api_error(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
 class SandboxConfig:
@@ -305,7 +300,7 @@ class Sandbox:
             return
         error_type = req.header(protocol.ERROR_TYPE_HEADER) or ("Runtime.AfterRestoreError" if restore else "Runtime.Unknown")
         for inv in list(self.inflight.values()):
-            inv.finish(Outcome("error", body or _api_error(error_type, "init failed"), "application/json", error_type))
+            inv.finish(Outcome("error", body or error_json(error_type, "init failed"), "application/json", error_type))
         self.recycle = True
         await _answer(writer, 202)
 
@@ -350,7 +345,7 @@ class Sandbox:
             await _answer(writer, 400, "InvalidErrorType", "invalid %s header" % protocol.ERROR_TYPE_HEADER)
             return
         if req.body_reader.too_large:
-            body = _api_error(error_type or "Unhandled", "error body over %d bytes, truncated" % protocol.MAX_PAYLOAD)
+            body = error_json(error_type or "Unhandled", "error body over %d bytes, truncated" % protocol.MAX_PAYLOAD)
         inv.state = "answered"
         inv.finish(Outcome("error", body, "application/json", error_type or "Unhandled"))
         await _answer(writer, 202)
@@ -385,7 +380,7 @@ class Sandbox:
                 body = base64.b64decode(raw, validate=True) if raw else b""
             except (binascii.Error, ValueError):
                 body = b""
-            inv.finish(Outcome("error", body or _api_error(error_type, ""), "application/json", error_type))
+            inv.finish(Outcome("error", body or error_json(error_type, ""), "application/json", error_type))
         else:
             inv.finish(Outcome("response", b"".join(parts), content_type))
         await _answer(writer, 202)
@@ -399,11 +394,11 @@ def _too_large(size: int) -> Outcome:
 
 
 def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
-    return _api_error("InvalidRequest", message), [("Content-Type", "application/json")]
+    return error_json("InvalidRequest", message), [("Content-Type", "application/json")]
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, error_type: Optional[str] = None, message: str = "") -> None:
-    body = b'{"status":"OK"}\n' if error_type is None else _api_error(error_type, message)
+    body = b'{"status":"OK"}\n' if error_type is None else error_json(error_type, message)
     await http.send(writer, status, body, [("Content-Type", "application/json")])
 
 
