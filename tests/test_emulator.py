@@ -30,8 +30,9 @@ APP = {
             if kind == "big":
                 return "x" * event["size"]
             if kind == "marker":
-                with open(event["path"], "w") as f:
+                with open(event["path"] + ".tmp", "w") as f:
                     f.write(context.aws_request_id)
+                os.replace(event["path"] + ".tmp", event["path"])  # appears whole, never half-written
             print("log line from", context.aws_request_id)
             cc = context.client_context
             return {
