@@ -230,7 +230,7 @@ class ResponseHead:
         elif cl is None:
             self.content_length = -2 if status not in (204, 304) and status >= 200 else 0
         else:
-            if not cl.isdigit():
+            if not (cl.isascii() and cl.isdigit()):  # isdigit alone accepts "²"
                 raise ProtocolError("invalid Content-Length %r from the Runtime API" % cl[:50])
             self.content_length = int(cl)
         self.keep_alive = headers.get("connection", "").lower() != "close"
@@ -249,20 +249,23 @@ def parse_response_head(head: bytes) -> ResponseHead:
     lines = text.split("\n")
     status_line = lines[0].rstrip("\r")
     parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) != 3:
         raise ProtocolError("malformed status line %r from the Runtime API" % status_line[:100])
     headers: Dict[str, str] = {}
     for line in lines[1:]:
-        line = line.rstrip("\r")
+        if line.endswith("\r"):
+            line = line[:-1]
         if not line:
             continue
+        if "\r" in line:
+            raise ProtocolError("bare CR in header line %r from the Runtime API" % line[:100])
         name, sep, value = line.partition(":")
         name = name.strip().lower()
         if not sep or not name or " " in name or "\t" in name:
             raise ProtocolError("malformed header line %r from the Runtime API" % line[:100])
         if "\x00" in value:
             raise ProtocolError("NUL byte in header %r from the Runtime API" % name)
-        value = value.strip()
+        value = value.strip(" \t")  # HTTP optional whitespace is SP and HTAB only
         if name in headers:
             headers[name] = headers[name] + "," + value
         else:

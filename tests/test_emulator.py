@@ -86,6 +86,10 @@ def test_function_name_forms(emu):
     conn.request("POST", "/2015-03-31/functions/bad%20name%0d%0a/invocations", b"{}")
     response = conn.getresponse()
     assert response.status == 400 and response.getheader("X-Amzn-ErrorType") == "InvalidParameterValueException"
+    response.read()
+    conn.request("POST", "/2015-03-31/functions/function/invocations?Qualifier=1%0d%0aX-Injected:%20yes", b"{}")
+    response = conn.getresponse()
+    assert response.status == 400 and response.getheader("X-Injected") is None
 
 
 def test_function_error_is_unhandled(emu):

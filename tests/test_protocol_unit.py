@@ -106,3 +106,14 @@ def test_build_request_bytes():
         b"POST /p HTTP/1.1\r\nHost: h:1\r\nUser-Agent: ua/1\r\nContent-Type: application/json\r\n"
         b"X-A: b\r\nContent-Length: 3\r\n\r\nxyz"
     )
+
+
+def test_bare_cr_in_a_header_is_refused():
+    with pytest.raises(ProtocolError, match="bare CR"):
+        parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\r\nX: y")
+
+
+@pytest.mark.parametrize("raw", [b"HTTP/1.1 200 OK\r\nContent-Length: \xb27", b"HTTP/1.1 \xb200 OK"])
+def test_non_ascii_digits_are_a_protocol_error(raw):
+    with pytest.raises(ProtocolError):
+        parse_response_head(raw)

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def split_listen(value: str) -> "tuple[str, int]":
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise SystemExit("lambdaric: --listen must be HOST:PORT, not %r" % value)
     return host.strip("[]") or "127.0.0.1", int(port)
 

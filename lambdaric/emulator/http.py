@@ -163,7 +163,7 @@ async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optiona
     length = 0
     if not chunked:
         raw = headers.get("content-length", "0")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise BadRequest("invalid Content-Length %r" % raw[:30])
         length = int(raw)
     return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit))

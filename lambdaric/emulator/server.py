@@ -231,6 +231,10 @@ class Emulator:
             await _error(writer, 400, "InvalidParameterValueException", "Invalid function name %r" % match.group(1)[:200])
             return
         qualifier = req.query_params().get("Qualifier") or name_qualifier
+        if qualifier is not None and not _QUALIFIER.match(qualifier):
+            # it is echoed in X-Amz-Executed-Version: never let CR/LF or the like through
+            await _error(writer, 400, "InvalidParameterValueException", "Invalid qualifier %r" % qualifier[:200])
+            return
         invocation_type = req.header("x-amz-invocation-type") or "RequestResponse"
         if invocation_type not in ("RequestResponse", "Event", "DryRun") or (streaming and invocation_type == "Event"):
             await _error(writer, 400, "InvalidParameterValueException", "Unsupported invocation type %r" % invocation_type[:50])

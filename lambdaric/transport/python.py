@@ -43,7 +43,7 @@ _MAX_ANSWER = 1024 * 1024
 def split_address(address: str) -> Tuple[str, int]:
     """``host:port`` or ``[v6]:port`` to a (host, port) pair, with a clear error."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdigit()) or not host:
         raise ValueError("AWS_LAMBDA_RUNTIME_API must be host:port, not %r" % address)
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

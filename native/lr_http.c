@@ -1,0 +1,114 @@
+/*
+ * lambdaric native hot path: parsing a Runtime API response head.
+ *
+ * Plain C99, no allocation, no third-party code. The parser reads at most `len` bytes of
+ * `buf`, never writes outside `out`, and hands back the known Lambda-Runtime-* headers as
+ * (offset, length) pairs into `buf`, so Python slices them without building a dict of
+ * everything. Every decision about what a status or header means stays in Python.
+ *
+ * Return value of lr_parse_head:
+ *   > 0  length of the head including the blank line (CRLF CRLF or LF LF)
+ *     0  incomplete: more bytes are needed
+ *   < 0  malformed: -LR_E_* (out->error_at holds the offset of the offending line)
+ */
+#include "lr_http.h"
+
+#include <string.h>
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+
+static int name_is(const char *name, size_t n, const char *want) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (want[i] == '\0' || lower((unsigned char)name[i]) != want[i]) return 0;
+    }
+    return want[n] == '\0';
+}
+
+static const char *const KNOWN[LR_H_COUNT] = {
+    "lambda-runtime-aws-request-id",  "lambda-runtime-deadline-ms",      "lambda-runtime-invoked-function-arn",
+    "lambda-runtime-trace-id",        "lambda-runtime-client-context",   "lambda-runtime-cognito-identity",
+    "lambda-runtime-aws-tenant-id",   "lambda-runtime-invocation-id",    "content-type",
+    "content-length",                 "transfer-encoding",               "connection",
+};
+
+/* Find the end of the line starting at `pos`: index of '\n', or -1 when not in buf. */
+static long line_end(const char *buf, size_t len, size_t pos) {
+    const char *nl = memchr(buf + pos, '\n', len - pos);
+    return nl ? (long)(nl - buf) : -1;
+}
+
+int lr_parse_head(const char *buf, size_t len, lr_head *out) {
+    size_t pos = 0;
+    long eol;
+    size_t i, stop;
+    memset(out, 0, sizeof *out);
+    out->content_length = -1;
+    if (len > LR_MAX_HEAD) len = LR_MAX_HEAD + 1; /* look no further than the limit */
+
+    /* status line: HTTP/1.x SP 3DIGIT [SP reason] */
+    eol = line_end(buf, len, 0);
+    if (eol < 0) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
+    stop = (size_t)eol;
+    if (stop > 0 && buf[stop - 1] == '\r') stop--;
+    if (stop < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') return -LR_E_STATUS;
+    for (i = 9; i < 12; i++)
+        if (buf[i] < '0' || buf[i] > '9') return -LR_E_STATUS;
+    if (stop > 12 && buf[12] != ' ') return -LR_E_STATUS;
+    out->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    pos = (size_t)eol + 1;
+
+    for (;;) {
+        size_t start = pos, colon, vstart, vend;
+        int h;
+        if (pos >= len) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
+        eol = line_end(buf, len, pos);
+        if (eol < 0) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
+        stop = (size_t)eol;
+        if (stop > start && buf[stop - 1] == '\r') stop--;
+        if (stop == start) { /* blank line: end of head */
+            if ((size_t)eol + 1 > LR_MAX_HEAD) return -LR_E_TOO_LARGE;
+            return (int)((size_t)eol + 1);
+        }
+        out->error_at = (long)start;
+        for (colon = start; colon < stop && buf[colon] != ':'; colon++) {
+            unsigned char c = (unsigned char)buf[colon];
+            if (c <= ' ' || c >= 0x7f) return -LR_E_HEADER;
+        }
+        if (colon == start || colon == stop) return -LR_E_HEADER;
+        vstart = colon + 1;
+        while (vstart < stop && (buf[vstart] == ' ' || buf[vstart] == '\t')) vstart++;
+        vend = stop;
+        while (vend > vstart && (buf[vend - 1] == ' ' || buf[vend - 1] == '\t')) vend--;
+        for (i = vstart; i < vend; i++) {
+            if (buf[i] == '\0') return -LR_E_NUL;
+            if (buf[i] == '\r') return -LR_E_HEADER; /* a bare CR is no part of a field value */
+        }
+        for (h = 0; h < LR_H_COUNT; h++) {
+            if (name_is(buf + start, colon - start, KNOWN[h])) {
+                if (out->headers[h].len != 0 || out->headers[h].present) return -LR_E_REPEATED;
+                out->headers[h].present = 1;
+                out->headers[h].off = (long)vstart;
+                out->headers[h].len = (long)(vend - vstart);
+                break;
+            }
+        }
+        out->header_count++;
+        pos = (size_t)eol + 1;
+    }
+}
+
+int lr_content_length(const char *buf, const lr_head *head, long long *value) {
+    const lr_span *s = &head->headers[LR_H_CONTENT_LENGTH];
+    long long v = 0;
+    long i;
+    if (!s->present) return 0;
+    if (s->len == 0 || s->len > 15) return -LR_E_LENGTH;
+    for (i = 0; i < s->len; i++) {
+        char c = buf[s->off + i];
+        if (c < '0' || c > '9') return -LR_E_LENGTH;
+        v = v * 10 + (c - '0');
+    }
+    *value = v;
+    return 1;
+}
