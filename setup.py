@@ -32,7 +32,7 @@ setup(
     packages=find_packages(include=["lambdaric", "lambdaric.*"]),
     install_requires=["simplejson>=3.18", "requests>=2.28"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26"],
+        "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15"],
     },
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},
     classifiers=[
