@@ -113,3 +113,22 @@ def test_never_crashes_and_agrees_with_python(native, data):
         assert py.status == status
         for name, value in fields.items():
             assert py.headers.get(name) == value
+
+
+def test_libfuzzer_bounded_run(tmp_path):
+    """Coverage-guided fuzzing of the C parser under ASan and UBSan for a few seconds
+    (native/fuzz.sh; CI of the native-module issue will run it longer)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("clang") is None:
+        pytest.skip("clang is not installed (apt-get install clang): no libFuzzer run")
+    out = subprocess.run(
+        ["bash", os.path.join(NATIVE, "fuzz.sh"), "8"],
+        env=dict(os.environ, LAMBDARIC_FUZZ_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Done " in out.stdout and "ERROR" not in out.stdout
