@@ -10,23 +10,21 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-CDEF = """
-typedef struct { long off; long len; int present; } lr_span;
-typedef struct {
-    int status;
-    int header_count;
-    long content_length;
-    long error_at;
-    lr_span headers[12];
-} lr_head;
-int lr_parse_head(const char *buf, size_t len, lr_head *out);
-int lr_content_length(const char *buf, const lr_head *head, long long *value);
-"""
+def header_cdef() -> str:
+    """The declarations of lr_http.h for cffi: the header is the one source of truth
+    (include guards and #include lines dropped; cffi reads the rest as is)."""
+    with open(os.path.join(HERE, "lr_http.h")) as f:
+        lines = [
+            line
+            for line in f
+            if not line.startswith(("#ifndef", "#endif", "#include", "/*")) and line.strip() != "#define LR_HTTP_H"
+        ]
+    return "".join(lines)
 
 
 def make_ffi(module_name: str = "lambdaric._native") -> FFI:
     ffi = FFI()
-    ffi.cdef(CDEF)
+    ffi.cdef(header_cdef())
     flags = ["-std=c99", "-O2", "-DNDEBUG", "-fvisibility=hidden", "-Wall", "-Wextra"]
     if os.environ.get("LAMBDARIC_NATIVE_WERROR") == "1":
         flags.append("-Werror")
