@@ -16,6 +16,11 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 _PRELUDE = struct.Struct(">II")
 _U32 = struct.Struct(">I")
 MAX_MESSAGE = 24 * 1024 * 1024
+#: The format's limit on the headers section of one message (botocore refuses more, as
+#: every AWS SDK does): checked on encode so we never write what a peer must reject, and on
+#: decode from the prelude, before the rest of such a message is waited for.
+MAX_HEADERS = 128 * 1024
+_INT32 = (-(2**31), 2**31 - 1)
 Value = Union[str, bytes, bool, int]
 
 
@@ -34,24 +39,54 @@ class Message(NamedTuple):
         return None
 
 
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: not representable on the wire
+        raise EventStreamError("%s is not valid Unicode: %s" % (what, exc)) from None
+
+
 def _encode_header(name: str, value: Value) -> bytes:
-    raw_name = name.encode("utf-8")
+    if not isinstance(name, str):
+        raise EventStreamError("header name must be a str, not %s" % type(name).__name__)
+    raw_name = _utf8(name, "header name %r" % name)
     if not 0 < len(raw_name) < 256:
         raise EventStreamError("header name must be 1-255 bytes: %r" % name)
     out = bytes([len(raw_name)]) + raw_name
+    # bool before int: bool is an int subclass but has its own wire types (0 and 1)
     if isinstance(value, bool):
         return out + bytes([0 if value else 1])
     if isinstance(value, int):
+        if not _INT32[0] <= value <= _INT32[1]:
+            raise EventStreamError("header %r: int %d is outside the int32 range the format's type 4 holds" % (name, value))
         return out + b"\x04" + struct.pack(">i", value)
-    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        raw, kind = _utf8(value, "header %r value" % name), b"\x07"
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw, kind = bytes(value), b"\x06"
+    else:  # None included: the format has no null, and dropping the header silently would lie
+        raise EventStreamError("header %r: a value must be str, bytes, bool or int, not %s" % (name, type(value).__name__))
     if len(raw) > 0xFFFF:
         raise EventStreamError("header %r value over 65535 bytes" % name)
-    return out + (b"\x07" if isinstance(value, str) else b"\x06") + struct.pack(">H", len(raw)) + raw
+    return out + kind + struct.pack(">H", len(raw)) + raw
 
 
 def encode_message(headers: Sequence[Tuple[str, Value]], payload: bytes) -> bytes:
-    """One event-stream message with ``headers`` (in order) and ``payload``."""
-    head = b"".join(_encode_header(name, value) for name, value in headers)
+    """One event-stream message with ``headers`` (in order) and ``payload``.
+
+    Refuses (``EventStreamError``) what a peer would: a repeated header name (botocore
+    raises ``DuplicateHeader`` for the whole stream), a headers section over ``MAX_HEADERS``,
+    a message over ``MAX_MESSAGE``, and values the format cannot carry."""
+    parts: List[bytes] = []
+    seen = set()
+    for name, value in headers:
+        parts.append(_encode_header(name, value))  # checks the name's type first
+        if name in seen:
+            raise EventStreamError("header %r is repeated: a message carries each name once" % name)
+        seen.add(name)
+    head = b"".join(parts)
+    if len(head) > MAX_HEADERS:
+        raise EventStreamError("headers of %d bytes are over the %d-byte limit" % (len(head), MAX_HEADERS))
     total = 12 + len(head) + len(payload) + 4
     if total > MAX_MESSAGE:
         raise EventStreamError("message of %d bytes is over the %d-byte limit" % (total, MAX_MESSAGE))
@@ -84,18 +119,30 @@ def invoke_complete(error_code: Optional[str] = None, error_details: Optional[st
     )
 
 
+def _decode_text(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a malformed message, like any other: one error type for callers
+        raise EventStreamError("%s is not valid UTF-8: %s" % (what, exc)) from None
+
+
+_FIXED_WIDTH = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
+
+
 def _decode_headers(raw: bytes) -> List[Tuple[str, Value]]:
     headers: List[Tuple[str, Value]] = []
     pos = 0
     while pos < len(raw):
         size = raw[pos]
-        name = raw[pos + 1 : pos + 1 + size].decode("utf-8")
+        raw_name = raw[pos + 1 : pos + 1 + size]
+        if len(raw_name) != size:
+            raise EventStreamError("header name at byte %d is truncated" % pos)
+        name = _decode_text(raw_name, "header name at byte %d" % pos)
         pos += 1 + size
         if pos >= len(raw):
             raise EventStreamError("header %r has no value type" % name)
         kind = raw[pos]
         pos += 1
-        fixed = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
         if kind in (6, 7):
             if pos + 2 > len(raw):
                 raise EventStreamError("header %r is truncated" % name)
@@ -105,9 +152,9 @@ def _decode_headers(raw: bytes) -> List[Tuple[str, Value]]:
             if len(data) != length:
                 raise EventStreamError("header %r is truncated" % name)
             pos += length
-            headers.append((name, data.decode("utf-8") if kind == 7 else data))
-        elif kind in fixed:
-            width = fixed[kind]
+            headers.append((name, _decode_text(data, "header %r value" % name) if kind == 7 else data))
+        elif kind in _FIXED_WIDTH:
+            width = _FIXED_WIDTH[kind]
             data = raw[pos : pos + width]
             if len(data) != width:
                 raise EventStreamError("header %r is truncated" % name)
@@ -133,6 +180,8 @@ def decode_messages(buf: bytes) -> Tuple[List[Message], bytes]:
             raise EventStreamError("prelude CRC mismatch at byte %d" % pos)
         if total < 16 or total > MAX_MESSAGE or head_len > total - 16:
             raise EventStreamError("invalid message lengths (%d, %d) at byte %d" % (total, head_len, pos))
+        if head_len > MAX_HEADERS:
+            raise EventStreamError("headers length %d at byte %d is over the %d-byte limit" % (head_len, pos, MAX_HEADERS))
         if len(buf) - pos < total:
             break
         end = pos + total
