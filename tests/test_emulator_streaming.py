@@ -14,7 +14,8 @@ from emulator_harness import REPO, RunningEmulator
 
 pytest.importorskip("boto3", reason="boto3 is not installed")
 
-# A runtime that streams: three chunks 0.4 s apart, then (for "fail") error trailers.
+# A runtime that streams: three chunks 0.4 s apart, then (for "fail") error trailers; for
+# "big", one single HTTP chunk of BIG_SIZE bytes of a pattern that shows order (4-byte counter).
 STREAMER = r'''
 import base64, http.client, json, os, socket, time
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
@@ -30,7 +31,10 @@ while True:
                "Content-Type: text/plain\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n"
                "Transfer-Encoding: chunked\r\n"
                "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n" % (rid, API)).encode())
-    for i in range(3):
+    if event.get("big"):
+        data = b"".join(i.to_bytes(4, "big") for i in range(event["big"] // 4))
+        s.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
+    for i in range(0 if event.get("big") else 3):
         data = ("chunk-%d;" % i).encode()
         s.sendall(b"%x\r\n%s\r\n" % (len(data), data))
         time.sleep(0.4)
@@ -76,6 +80,33 @@ def test_mid_stream_error_reported_in_invoke_complete(emu):
     assert chunks == b"chunk-0;chunk-1;chunk-2;"
     assert complete["ErrorCode"] == "StreamBroke"
     assert complete["ErrorDetails"] == "broke mid-stream"
+
+
+MIB = 1024 * 1024
+
+
+def _counter_pattern(size: int) -> bytes:
+    return b"".join(i.to_bytes(4, "big") for i in range(size // 4))
+
+
+def test_one_large_streamed_chunk_arrives_whole_in_events_of_at_most_1_mib(emu):
+    # the runtime sends 5 MiB as one HTTP chunk; Lambda's clients get it as PayloadChunk
+    # events, which the emulator keeps to 1 MiB each (botocore parses every one of them)
+    answer = emu.client().invoke_with_response_stream(FunctionName="function", Payload=json.dumps({"big": 5 * MIB}).encode())
+    events = list(answer["EventStream"])
+    sizes = [len(e["PayloadChunk"]["Payload"]) for e in events if "PayloadChunk" in e]
+    assert b"".join(e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e) == _counter_pattern(5 * MIB)
+    assert sizes == [MIB] * 5
+    assert [e for e in events if "InvokeComplete" in e] == [events[-1]] and not events[-1]["InvokeComplete"].get("ErrorCode")
+
+
+def test_large_buffered_response_behind_the_streaming_api_is_split_too():
+    app = {"app.py": "def handler(e, c):\n    return 'x' * (5 * 1024 * 1024 + 10)\n"}
+    with RunningEmulator(app) as emu:
+        events = list(emu.client().invoke_with_response_stream(FunctionName="function", Payload=b"{}")["EventStream"])
+    chunks = [e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e]
+    assert b"".join(chunks) == b'"' + b"x" * (5 * MIB + 10) + b'"'
+    assert [len(c) for c in chunks] == [MIB] * 5 + [12]
 
 
 def test_buffered_invoke_of_a_streaming_function(emu):

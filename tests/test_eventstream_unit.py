@@ -7,12 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdaric.emulator.eventstream import (
+    MAX_CHUNK,
     MAX_HEADERS,
     EventStreamError,
     decode_messages,
     encode_message,
     invoke_complete,
     payload_chunk,
+    payload_chunks,
 )
 
 botocore_eventstream = pytest.importorskip("botocore.eventstream", reason="botocore is not installed")
@@ -160,3 +162,20 @@ def test_invalid_utf8_in_a_bytes_header_is_just_bytes():
     (message,), _ = decode_messages(_message_with_raw_headers(b"\x01k\x06\x00\x02\xff\xfe"))
     assert message.headers == [("k", b"\xff\xfe")]
 
+
+# --------------------------------------------------------------------------- splitting a payload
+
+@pytest.mark.parametrize("size", [0, 1, MAX_CHUNK - 1, MAX_CHUNK, MAX_CHUNK + 1, 3 * MAX_CHUNK])
+def test_payload_chunks_split_at_max_chunk_in_order(size):
+    data = bytes(i % 251 for i in range(size))
+    events = list(payload_chunks(data))
+    messages = [m for e in events for m in decode_messages(e)[0]]
+    assert b"".join(m.payload for m in messages) == data
+    assert [len(m.payload) for m in messages] == [min(MAX_CHUNK, size - i) for i in range(0, size, MAX_CHUNK)]
+    assert all(e == payload_chunk(m.payload) for e, m in zip(events, messages))
+
+
+def test_payload_chunks_small_limit():
+    assert [decode_messages(e)[0][0].payload for e in payload_chunks(b"abcdefg", 3)] == [b"abc", b"def", b"g"]
+    with pytest.raises(ValueError):
+        list(payload_chunks(b"x", 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 _PRELUDE = struct.Struct(">II")
 _U32 = struct.Struct(">I")
@@ -20,6 +20,10 @@ MAX_MESSAGE = 24 * 1024 * 1024
 #: every AWS SDK does): checked on encode so we never write what a peer must reject, and on
 #: decode from the prelude, before the rest of such a message is waited for.
 MAX_HEADERS = 128 * 1024
+#: The payload of one ``PayloadChunk`` we write: a large piece of a streamed response is cut
+#: into events of at most this size, so a client sees progress and never has to hold (or be
+#: refused) a message near ``MAX_MESSAGE``.
+MAX_CHUNK = 1024 * 1024
 _INT32 = (-(2**31), 2**31 - 1)
 Value = Union[str, bytes, bool, int]
 
@@ -101,6 +105,17 @@ def payload_chunk(data: bytes) -> bytes:
         [(":event-type", "PayloadChunk"), (":content-type", "application/octet-stream"), (":message-type", "event")],
         data,
     )
+
+
+def payload_chunks(data: bytes, limit: int = MAX_CHUNK) -> Iterator[bytes]:
+    """``PayloadChunk`` events carrying ``data`` in order, each payload at most ``limit``
+    bytes (none for empty data: there is nothing to deliver). A runtime may send a streamed
+    response in pieces of any size; this keeps every event small (see ``MAX_CHUNK``)."""
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    view = memoryview(data)
+    for start in range(0, len(view), limit):
+        yield payload_chunk(bytes(view[start : start + limit]))
 
 
 def invoke_complete(error_code: Optional[str] = None, error_details: Optional[str] = None, log_result: Optional[str] = None) -> bytes:

@@ -311,12 +311,11 @@ class Emulator:
         writer.write(http.response_head(200, headers, None))
         data = await first
         while data is not None:
-            writer.write(http.chunk(eventstream.payload_chunk(data)))
-            await writer.drain()
+            await _send_payload(writer, data)
             data = await inv.chunks.get()
         outcome = await task
         if not inv.streamed and outcome.kind == "response" and outcome.body:
-            writer.write(http.chunk(eventstream.payload_chunk(outcome.body)))
+            await _send_payload(writer, outcome.body)
         code = details = None
         if outcome.failed:
             code, details = outcome.error_code_and_details()
@@ -349,6 +348,19 @@ class Emulator:
         data = (text + "\n").encode("utf-8")
         inv.add_log(data)
         self.out(data)
+
+
+async def _send_payload(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Forward one piece of a streamed response as PayloadChunk events of at most
+    ``eventstream.MAX_CHUNK`` bytes each. A runtime may send a single chunk of many MiB
+    (a stream may reach ``sandbox.MAX_STREAMED``); one event that size would be refused by
+    the codec past ``MAX_MESSAGE`` and, below it, arrive as one lump the client must hold.
+    Draining after each event bounds what waits in the transport for a slow client."""
+    from . import eventstream
+
+    for event in eventstream.payload_chunks(data):
+        writer.write(http.chunk(event))
+        await writer.drain()
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,140}\Z")
