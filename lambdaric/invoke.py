@@ -4,7 +4,9 @@ The target is an invoke URL (our emulator, the official one, anything speaking t
 or a handler: then an emulator is started for it on a free loopback port, invoked once
 and stopped. The payload goes to stdout (streamed responses chunk by chunk, as they
 arrive); the function's log and the emulator's lines go to stderr. Exit status: 0 on
-success, 1 when the function failed, 2 when the invoke itself could not be made.
+success, 1 when the function failed, 2 when the invoke itself could not be made or its
+answer broke off (a response stream that ends without ``InvokeComplete``, inside an event,
+or malformed: what was printed may be incomplete and the outcome is unknown).
 
 Built on ``requests``, which is imported here only, never by the runtime.
 """
@@ -111,6 +113,13 @@ class LocalEmulator:
                 self.proc.wait()
 
 
+class BrokenStream(RuntimeError):
+    """An InvokeWithResponseStream answer that did not end with its ``InvokeComplete``
+    event. Lambda always sends one, last; without it the output printed so far may be cut
+    short and whether the function failed is unknown, so the invoke must not pass as a
+    success (boto3 itself drops a trailing partial event without a word)."""
+
+
 def _write(out: IO[bytes], data: bytes) -> None:
     out.write(data)
     out.flush()
@@ -156,25 +165,69 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
 
 
 def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # type: ignore[no-untyped-def]
-    from .emulator.eventstream import decode_messages
+    """Print the PayloadChunk events of an event-stream answer as they arrive; return
+    (function failed, base64 log tail) from its ``InvokeComplete``. Raises
+    :class:`BrokenStream` when the stream is malformed, carries an error message, goes on
+    after ``InvokeComplete`` or ends without it (with or without a partial event)."""
+    import requests
+
+    from .emulator.eventstream import EventStreamError, decode_messages
 
     buf = b""
     failed = False
     log = None
-    for piece in response.iter_content(chunk_size=None):
-        messages, buf = decode_messages(buf + piece)
+    complete = False
+    pieces = response.iter_content(chunk_size=None)
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            break
+        except requests.RequestException as exc:  # the connection broke inside the body
+            raise BrokenStream("the connection broke inside the response stream: %s" % _reason(exc)) from None
+        try:
+            messages, buf = decode_messages(buf + piece)
+        except EventStreamError as exc:
+            raise BrokenStream("malformed response stream: %s" % exc) from None
         for message in messages:
-            payload = message.payload
+            if complete:
+                raise BrokenStream("the response stream goes on after InvokeComplete")
+            kind = message.header(":message-type")
+            if kind in ("error", "exception"):  # protocol-level, as botocore raises them
+                code = message.header(":error-code") or message.header(":exception-type") or "unknown"
+                text = message.header(":error-message") or message.payload.decode("utf-8", "replace")
+                raise BrokenStream("the response stream ended with an %s: %s: %s" % (kind, code, text))
             event_type = message.header(":event-type")
             if event_type == "PayloadChunk":
-                _write(out, payload)
+                _write(out, message.payload)
             elif event_type == "InvokeComplete":
-                done = json.loads(payload or b"{}")
+                complete = True
+                try:
+                    done = json.loads(message.payload or b"{}")
+                except ValueError:
+                    done = None
+                if not isinstance(done, dict):
+                    raise BrokenStream("InvokeComplete is not a JSON object: %r" % message.payload[:200])
                 log = done.get("LogResult")
                 if done.get("ErrorCode"):
                     failed = True
                     sys.stderr.write("lambdaric invoke: %s: %s\n" % (done.get("ErrorCode"), done.get("ErrorDetails", "")))
+    if buf:
+        raise BrokenStream(
+            "the response stream ended inside an event (%d bytes of it received%s): the output may be incomplete"
+            % (len(buf), "" if complete else ", and no InvokeComplete")
+        )
+    if not complete:
+        raise BrokenStream("the response stream ended without InvokeComplete: the output may be incomplete and the outcome is unknown")
     return failed, log
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost message of a requests/urllib3 error, which nests the real one in its
+    args (``('Connection broken: IncompleteRead(...)', IncompleteRead(...))``)."""
+    while exc.args and isinstance(exc.args[0], BaseException):
+        exc = exc.args[0]
+    return str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def main(argv: List[str]) -> int:

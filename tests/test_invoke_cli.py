@@ -8,6 +8,9 @@ import sys
 import pytest
 
 from emulator_harness import REPO, RunningEmulator
+from scripted_http import LoopbackServer, http_answer
+
+from lambdaric.emulator.eventstream import encode_message, invoke_complete, payload_chunk
 
 pytest.importorskip("requests", reason="requests is not installed")
 
@@ -79,3 +82,58 @@ def test_unreachable_url_is_a_clear_error(tmp_path):
     out = lambdaric_invoke(["http://127.0.0.1:9/2015-03-31/functions/function/invocations"], str(tmp_path))
     assert out.returncode == 2
     assert out.stderr.startswith(b"lambdaric invoke: ") and b"Traceback" not in out.stderr
+
+
+# --------------------------------------------------------------------------- --stream against a scripted server
+
+@pytest.fixture(scope="module")
+def scripted():
+    srv = LoopbackServer()
+    yield srv
+    srv.close()
+
+
+STREAM_URL = "http://127.0.0.1:%d/2021-11-15/functions/function/response-streaming-invocations"
+_ERROR = encode_message([(":message-type", "error"), (":error-code", "ServiceException"), (":error-message", "went wrong")], b"")
+_CORRUPT = payload_chunk(b"abc")[:-1] + bytes([payload_chunk(b"abc")[-1] ^ 0xFF])
+
+
+@pytest.mark.parametrize(
+    "answer, status, stdout, stderr",
+    [
+        # the control: a complete stream is a success, output exactly the chunks
+        (http_answer([payload_chunk(b"one "), payload_chunk(b"two"), invoke_complete()]), 0, b"one two", b""),
+        (http_answer([payload_chunk(b"one "), invoke_complete("Runtime.Boom", "it broke")]), 1, b"one ", b"lambdaric invoke: Runtime.Boom: it broke\n"),
+        # the HTTP body ends cleanly, the event stream does not
+        (http_answer([payload_chunk(b"one ")]), 2, b"one ", b"ended without InvokeComplete"),
+        (http_answer([payload_chunk(b"one "), invoke_complete()[:20]]), 2, b"one ", b"ended inside an event (20 bytes of it received, and no InvokeComplete)"),
+        (http_answer([payload_chunk(b"never printed")[:-3]]), 2, b"", b"ended inside an event"),
+        (http_answer([payload_chunk(b"one "), invoke_complete(), payload_chunk(b"more")[:9]]), 2, b"one ", b"ended inside an event (9 bytes of it received)"),
+        (http_answer([payload_chunk(b"one "), invoke_complete(), payload_chunk(b"late")]), 2, b"one ", b"goes on after InvokeComplete"),
+        (http_answer([payload_chunk(b"one ")], framing="content-length"), 2, b"one ", b"ended without InvokeComplete"),
+        (http_answer([]), 2, b"", b"ended without InvokeComplete"),
+        # broken events
+        (http_answer([payload_chunk(b"one "), _CORRUPT]), 2, b"one ", b"malformed response stream: message CRC mismatch"),
+        (http_answer([payload_chunk(b"one "), _ERROR]), 2, b"one ", b"ended with an error: ServiceException: went wrong"),
+        (http_answer([encode_message([(":event-type", "InvokeComplete"), (":message-type", "event")], b"[1]")]), 2, b"", b"InvokeComplete is not a JSON object"),
+        # the connection drops inside an HTTP chunk (no terminating 0-chunk)
+        (http_answer([payload_chunk(b"one "), invoke_complete()])[:2] + [b"400\r\n" + payload_chunk(b"x")], 2, b"one ",
+         b"lambdaric invoke: the connection broke inside the response stream: Connection broken: IncompleteRead("),
+        # (with Content-Length framing requests' iter_content(None) reads to the end before it yields)
+        (http_answer([payload_chunk(b"one "), invoke_complete()], framing="content-length")[:2] + [b"xyz"], 2, b"",
+         b"lambdaric invoke: the connection broke inside the response stream: "),
+    ],
+    ids=["complete", "function-error", "no-invoke-complete", "partial-invoke-complete", "partial-first-event",
+         "partial-after-complete", "event-after-complete", "content-length-no-complete", "empty-body", "crc", "error-message",
+         "complete-not-object", "connection-cut-mid-chunk", "connection-cut-short-of-content-length"],
+)
+def test_stream_that_breaks_off_is_a_clear_failure(scripted, tmp_path, answer, status, stdout, stderr):
+    scripted.answers.put(answer)
+    out = lambdaric_invoke([STREAM_URL % scripted.port, "{}", "--stream"], str(tmp_path))
+    assert scripted.requests[-1][0] == "POST /2021-11-15/functions/function/response-streaming-invocations HTTP/1.1"
+    assert (out.returncode, out.stdout) == (status, stdout), out.stderr
+    assert stderr in out.stderr and b"Traceback" not in out.stderr
+    if status == 2:
+        assert out.stderr.startswith(b"lambdaric invoke: ") and out.stderr.count(b"\n") == 1
+    elif status == 0:
+        assert out.stderr == b""
