@@ -252,6 +252,9 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=logsink.telemetry_fd_from(env))
     logsink.install_when_imported(sink)
     logsink.setup_output()
+    if sink.config.level == "DEBUG":
+        reason = getattr(transport, "fallback_reason", None)
+        say("[DEBUG] transport: %s%s" % (transport.name, " (native module unavailable: %s)" % reason if reason else ""))
     runtime = Runtime(transport, env, sink)
     try:
         runtime.init(handler_name)

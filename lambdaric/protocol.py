@@ -213,6 +213,14 @@ def build_request(
 # --------------------------------------------------------------------------- responses
 
 
+#: Headers that must come once: the framing, and every Lambda-Runtime-* header the
+#: runtime reads (a second request id is an attack or a bug, never something to join).
+_SINGLE = frozenset(
+    (H_REQUEST_ID, H_DEADLINE, H_FUNCTION_ARN, H_TRACE_ID, H_CLIENT_CONTEXT, H_COGNITO_IDENTITY, H_TENANT_ID,
+     H_INVOCATION_ID, H_CONTENT_TYPE, "content-length", "transfer-encoding", "connection")
+)
+
+
 class ResponseHead:
     """Status and lower-cased headers of one HTTP response."""
 
@@ -267,6 +275,8 @@ def parse_response_head(head: bytes) -> ResponseHead:
             raise ProtocolError("NUL byte in header %r from the Runtime API" % name)
         value = value.strip(" \t")  # HTTP optional whitespace is SP and HTAB only
         if name in headers:
+            if name in _SINGLE:
+                raise ProtocolError("repeated header %r from the Runtime API" % name)
             headers[name] = headers[name] + "," + value
         else:
             headers[name] = value

@@ -38,17 +38,32 @@ def make_runtime_api():
         api.close()
 
 
-@pytest.fixture
-def lambdaric_env() -> Dict[str, str]:
-    """Extra environment for every lambdaric process a test starts.
+def _native_problem() -> Optional[str]:
+    """Why the native transport cannot run here (None when it can)."""
+    try:
+        import lambdaric.transport.native  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return "the native module is not built here (%s: %s)" % (type(exc).__name__, exc)
+    return None
 
-    Passes ``LAMBDARIC_TRANSPORT`` through from the test run's environment; a transport
-    parametrization can override this fixture to run each test once per transport.
+
+#: LAMBDARIC_TRANSPORT=python|native in the test run's environment limits the protocol
+#: suite to that transport; by default every lambdaric process test runs once per transport.
+TRANSPORTS = [os.environ["LAMBDARIC_TRANSPORT"]] if os.environ.get("LAMBDARIC_TRANSPORT") else ["python", "native"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def lambdaric_env(request) -> Dict[str, str]:
+    """Extra environment for every lambdaric process a test starts: the transport.
+
+    Parametrized, so each protocol test runs against both transports (the same bytes
+    must go out either way); the native run skips, saying why, where it is not built.
     """
-    env = {}
-    if os.environ.get("LAMBDARIC_TRANSPORT"):
-        env["LAMBDARIC_TRANSPORT"] = os.environ["LAMBDARIC_TRANSPORT"]
-    return env
+    if request.param == "native":
+        problem = _native_problem()
+        if problem:
+            pytest.skip(problem)
+    return {"LAMBDARIC_TRANSPORT": request.param}
 
 
 @pytest.fixture

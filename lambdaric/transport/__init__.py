@@ -63,11 +63,24 @@ class Transport(Protocol):
 
 
 def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Transport":
-    """The transport for ``address``; ``choice`` is ``LAMBDARIC_TRANSPORT`` (python|native)."""
+    """The transport for ``address``; ``choice`` is ``LAMBDARIC_TRANSPORT``.
+
+    ``native`` or ``python`` forces one (``native`` fails clearly when the module is not
+    built); unset or ``auto`` takes the native one when it imports, else the pure-Python
+    one, whose ``fallback_reason`` then says why (the bootstrap logs it at DEBUG level).
+    """
     from .python import PythonTransport
 
     if choice not in (None, "", "python", "auto", "native"):
-        raise ValueError("LAMBDARIC_TRANSPORT must be 'python' or 'native', not %r" % choice)
-    if choice == "native":
-        raise RuntimeError("LAMBDARIC_TRANSPORT=native: the native module is not built in this version")
-    return PythonTransport(address, user_agent)
+        raise ValueError("LAMBDARIC_TRANSPORT must be 'python', 'native' or 'auto', not %r" % choice)
+    if choice == "python":
+        return PythonTransport(address, user_agent)
+    try:
+        from .native import NativeTransport
+    except (ImportError, OSError) as exc:
+        if choice == "native":
+            raise RuntimeError("LAMBDARIC_TRANSPORT=native, but the native module cannot be loaded: %s" % exc)
+        transport = PythonTransport(address, user_agent)
+        transport.fallback_reason = "%s: %s" % (type(exc).__name__, exc)
+        return transport
+    return NativeTransport(address, user_agent)

@@ -62,6 +62,8 @@ class PythonTransport:
     """The always-available transport (see module docstring)."""
 
     name = "python"
+    #: why the native transport was not used, when it was wanted (see transport.create)
+    fallback_reason: Optional[str] = None
 
     def __init__(self, address: str, user_agent: str) -> None:
         self.address = address

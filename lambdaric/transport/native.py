@@ -1,0 +1,264 @@
+"""The native transport: the Runtime API exchange in C (``native/``, built as ``lambdaric._native``).
+
+Same interface and the same protocol decisions as :mod:`.python`; only the bytes move
+differently. Each call is one cffi call in the common case: C sends the request with one
+gathered ``sendmsg`` (request line, id, content type and body never copied together),
+receives the answer into a buffer owned here, parses the head in place and returns the
+``Lambda-Runtime-*`` values as one NUL-joined block. Python makes one string and one
+split of it, then builds the :class:`~lambdaric.protocol.Invocation` with the same
+function the pure-Python transport uses.
+
+Blocking: cffi releases the GIL around each call, and C returns ``LR_WAIT`` when a
+signal interrupts it or every ``_POLL_MS``; the loops below call again, and in between
+the interpreter runs pending signal handlers (a user's SIGTERM handler runs while the
+runtime waits on ``/next``). An exception from such a handler closes the connection,
+which is then mid-exchange, before it propagates.
+
+Error messages are those of the pure-Python transport: on a malformed head the head is
+parsed again by :func:`~lambdaric.protocol.parse_response_head` for the exact message.
+"""
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+
+# typing is imported only by type checkers: it costs ~3 ms of every cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Optional, Union
+
+from .. import protocol
+from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
+from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
+from . import Answer, TransportError
+from .python import ConnectionClosed, _connect, split_address
+
+#: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
+#: bodies go straight from the socket into their own bytearray.
+_BUF = 256 * 1024
+_PULL = 65536
+_POLL_MS = 250
+_MAX_ANSWER = 1024 * 1024
+#: The order of the NUL-joined values C hands back (lr_http.h, LR_H_REQUEST_ID..CONTENT_TYPE).
+_VALUE_NAMES = (
+    protocol.H_REQUEST_ID,
+    protocol.H_DEADLINE,
+    protocol.H_FUNCTION_ARN,
+    protocol.H_TRACE_ID,
+    protocol.H_CLIENT_CONTEXT,
+    protocol.H_COGNITO_IDENTITY,
+    protocol.H_TENANT_ID,
+    protocol.H_INVOCATION_ID,
+    protocol.H_CONTENT_TYPE,
+)
+#: A kept-alive connection the server had closed: reconnect once and send again.
+_RETRYABLE = (errno.ECONNRESET, errno.EPIPE)
+
+
+class NativeTransport:
+    """The C transport (see module docstring)."""
+
+    name = "native"
+
+    def __init__(self, address: str, user_agent: str) -> None:
+        self.address = address
+        self._hostport = split_address(address)
+        self._common = (" HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n" % (address, user_agent)).encode("latin-1")
+        self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
+        self._conn = ffi.new("lr_conn *")
+        self._buf = ffi.new("char[]", _BUF)
+        self._view = ffi.buffer(self._buf)
+        self._pull = ffi.new("char[]", _PULL)
+        self._sock: Optional[_socket.socket] = None
+
+    # ------------------------------------------------------------------ calls
+
+    def next(self) -> Invocation:
+        call = "GET /next"
+        rc = self._exchange(call, lib.lr_next, self._next_request, len(self._next_request), MAX_PAYLOAD)
+        body = self._body(call, rc, MAX_PAYLOAD)
+        conn = self._conn
+        if conn.status != 200:
+            raise ProtocolError(
+                "GET /next answered %d: %s" % (conn.status, protocol.error_message_from_body(bytes(body)))
+            )
+        values = ffi.buffer(conn.values, conn.values_len)[:].decode("latin-1").split("\0")
+        return invocation_from_headers(dict(zip(_VALUE_NAMES, values)), body)
+
+    def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
+        extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1") if invocation_id else b""
+        return self._post("POST /response", lib.LR_POST_RESPONSE, request_id, content_type, extra, body)
+
+    def fail(
+        self,
+        request_id: str,
+        body: bytes,
+        error_type: str,
+        xray_cause: Optional[str],
+        invocation_id: Optional[str],
+    ) -> Answer:
+        extra = "%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)
+        if xray_cause is not None:
+            extra += "%s: %s\r\n" % (protocol.XRAY_CAUSE_HEADER, xray_cause)
+        if invocation_id:
+            extra += "%s: %s\r\n" % (protocol.INVOCATION_ID_HEADER, invocation_id)
+        return self._post("POST /error", lib.LR_POST_ERROR, request_id, protocol.CT_JSON, extra.encode("latin-1"), body)
+
+    def init_error(self, body: bytes, error_type: str) -> Answer:
+        extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
+        return self._post("POST /init/error", lib.LR_POST_INIT_ERROR, "", protocol.CT_JSON, extra, body)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                lib.lr_reset(self._conn)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _post(self, call: str, kind: int, request_id: str, content_type: str, extra: bytes, body: bytes) -> Answer:
+        rid = request_id.encode("latin-1")
+        ctype = content_type.encode("latin-1")
+        data: Any = body if type(body) is bytes else ffi.from_buffer(body)
+        rc = self._exchange(
+            call, lib.lr_post, kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER
+        )
+        answer = self._body(call, rc, _MAX_ANSWER)
+        return self._conn.status, bytes(answer)
+
+    def _connect(self, call: str) -> None:
+        try:
+            sock = _connect(self._hostport)
+        except OSError as exc:
+            raise TransportError(self.address, call, exc) from None
+        rc = lib.lr_init(self._conn, sock.fileno(), self._buf, _BUF, self._common, len(self._common), _POLL_MS)
+        if rc != 0:
+            sock.close()
+            raise TransportError(self.address, call, OSError(-rc, os.strerror(-rc)))
+        self._sock = sock
+
+    def _run(self, fn: Callable[..., int], args: tuple) -> int:
+        conn = self._conn
+        try:
+            rc = fn(conn, *args)
+            while rc == -1:  # LR_WAIT: signal handlers run here, between attempts
+                rc = fn(conn, *args)
+        except BaseException:
+            self.close()
+            raise
+        return rc
+
+    def _exchange(self, call: str, fn: Callable[..., int], *args: Any) -> int:
+        """Send one request and read (at least) the head of its answer, reconnecting once
+        if a kept-alive connection turns out to have been closed before answering."""
+        reused = self._sock is not None
+        if not reused:
+            self._connect(call)
+        conn = self._conn
+        rc = self._run(fn, args)
+        if reused and self._closed_early(rc):
+            self.close()
+            self._connect(call)
+            rc = self._run(fn, args)
+        if rc >= 0:
+            return rc
+        if rc == lib.LR_BAD:
+            error = self._protocol_error()
+            self.close()
+            raise error
+        raise self._transport_error(call, rc, "before an answer")
+
+    def _closed_early(self, rc: int) -> bool:
+        conn = self._conn
+        if rc == lib.LR_CLOSED or (rc == lib.LR_OS and conn.err in _RETRYABLE):
+            return not conn.partial
+        return False
+
+    def _transport_error(self, call: str, rc: int, where: str) -> TransportError:
+        conn = self._conn
+        if rc == lib.LR_OS:
+            cause: OSError = OSError(conn.err, os.strerror(conn.err))
+        else:
+            cause = ConnectionClosed("connection closed by the Runtime API %s" % where, bool(conn.partial))
+        self.close()
+        return TransportError(self.address, call, cause)
+
+    def _body(self, call: str, rc: int, limit: int) -> Union[bytes, bytearray]:
+        conn = self._conn
+        if rc == lib.LR_DONE:
+            start = conn.body_off
+            body: Union[bytes, bytearray] = self._view[start : start + conn.body_len]
+        elif rc == lib.LR_BODY_LARGE:
+            body = bytearray(conn.body_len)
+            rc = self._run(lib.lr_read_body, (ffi.from_buffer(body), len(body)))
+            if rc != lib.LR_DONE:
+                raise self._transport_error(call, rc, "after %d of %d body bytes" % (conn.got, len(body)))
+        elif rc == lib.LR_BODY_CHUNKED:
+            body = self._read_chunked(call, limit)
+        else:
+            body = self._read_to_close(call, limit)
+        if not conn.keep_alive:
+            self.close()
+        return body
+
+    def _pull_some(self, call: str, where: str) -> bytes:
+        n = self._run(lib.lr_pull, (self._pull, _PULL))
+        if n < 0:
+            raise self._transport_error(call, n, where)
+        return ffi.buffer(self._pull, n)[:]
+
+    def _read_chunked(self, call: str, limit: int) -> bytes:
+        decoder = ChunkedDecoder(limit)
+        try:
+            while True:
+                leftover = decoder.feed(self._pull_some(call, "inside a chunked body"))
+                if leftover is not None:
+                    if leftover:
+                        lib.lr_unread(self._conn, leftover, len(leftover))
+                    return decoder.body()
+        except ProtocolError:
+            self.close()
+            raise
+
+    def _read_to_close(self, call: str, limit: int) -> bytes:
+        parts = []
+        size = 0
+        while True:
+            n = self._run(lib.lr_pull, (self._pull, _PULL))
+            if n == lib.LR_CLOSED:
+                self.close()
+                return b"".join(parts)
+            if n < 0:
+                raise self._transport_error(call, n, "inside a body")
+            size += n
+            if size > limit:
+                self.close()
+                raise ProtocolError("Runtime API body exceeds the %d-byte limit" % limit)
+            parts.append(ffi.buffer(self._pull, n)[:])
+
+    def _protocol_error(self) -> ProtocolError:
+        """The error for an answer C refused, worded as the pure-Python transport words it."""
+        conn = self._conn
+        why = conn.perr
+        if why == lib.LR_E_BODY_LIMIT:
+            return ProtocolError(
+                "Runtime API body of %d bytes exceeds the %d-byte limit" % (conn.body_len, conn.limit)
+            )
+        if why == lib.LR_E_TOO_LARGE:
+            return ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
+        if why == lib.LR_E_UNSAFE:
+            return ProtocolError("refusing to send an unsafe request id or content type")
+        data = self._view[conn.start : conn.end]
+        for end in (data.find(b"\r\n\r\n"), data.find(b"\n\n")):
+            if end >= 0:
+                try:
+                    protocol.parse_response_head(data[:end])
+                except ProtocolError as exc:
+                    return exc
+        names = {lib.LR_E_STATUS: "malformed status line", lib.LR_E_HEADER: "malformed header line",
+                 lib.LR_E_NUL: "NUL byte in a header", lib.LR_E_REPEATED: "repeated header",
+                 lib.LR_E_LENGTH: "invalid Content-Length"}
+        return ProtocolError("%s from the Runtime API (at byte %d of the head)" % (names.get(why, "malformed head"), conn.error_at))

@@ -1,0 +1,398 @@
+/*
+ * lambdaric native hot path: one keep-alive connection to the Runtime API.
+ *
+ * Why C here: the Python transport spends most of its own time splitting and lower-casing
+ * header lines. This file sends each request with one gathered sendmsg (no copy of the
+ * body, the request id or the content type), receives into one caller-owned buffer, parses
+ * the head in place (lr_http.c) and hands back the Lambda-Runtime-* values as one
+ * NUL-joined block, so Python makes one string and one split per invoke.
+ *
+ * Blocking and signals: the socket gets SO_RCVTIMEO/SO_SNDTIMEO of `poll_ms`, so a blocked
+ * call returns within that time (or at once on EINTR) with LR_WAIT; every call is
+ * resumable (progress lives in lr_conn), and the Python loop around it lets the
+ * interpreter run signal handlers between attempts. cffi releases the GIL for each call.
+ *
+ * Safety: every index is checked against `cap`; nothing is allocated; malformed input
+ * gives LR_BAD with a reason (LR_E_*), never a crash.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "lr_http.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+
+#define PREFIX "/2018-06-01/runtime"
+#define MAX_IOV 12
+
+static void clear_state(lr_conn *c) {
+    c->start = c->end = 0;
+    c->phase = 0;
+    c->have_head = 0;
+    c->sent = 0;
+    c->got = 0;
+    c->status = 0;
+    c->keep_alive = 1;
+    c->partial = 0;
+    c->err = 0;
+    c->perr = 0;
+    c->error_at = 0;
+    c->body_off = c->body_len = 0;
+    c->values_len = 0;
+}
+
+int lr_init(lr_conn *c, int fd, char *buf, size_t cap, const char *common, size_t common_len, int poll_ms) {
+    struct timeval tv;
+    int one = 1;
+    if (cap < 2 * LR_MAX_HEAD) return -EINVAL; /* a whole head plus room to read behind it */
+    c->fd = fd;
+    c->buf = buf;
+    c->cap = cap;
+    c->common = common;
+    c->common_len = common_len;
+    clear_state(c);
+    tv.tv_sec = poll_ms / 1000;
+    tv.tv_usec = (poll_ms % 1000) * 1000;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 && errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+        return -errno; /* (a Unix socket has no TCP_NODELAY: fine) */
+    if (poll_ms > 0) {
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return -errno;
+    }
+    return 0;
+}
+
+void lr_reset(lr_conn *c) { clear_state(c); }
+
+static int wait_or_error(lr_conn *c, int e) {
+    if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) return LR_WAIT;
+    c->err = e;
+    if (e == EPIPE || e == ECONNRESET) {
+        c->partial = c->have_head || c->end > c->start;
+        return c->phase == 0 ? LR_CLOSED : LR_OS;
+    }
+    return LR_OS;
+}
+
+/* Send iov[0..n), skipping the c->sent bytes that went out on an earlier, interrupted attempt. */
+static int send_iov(lr_conn *c, struct iovec *iov, int n) {
+    size_t skip = c->sent;
+    int i = 0;
+    while (i < n && skip >= iov[i].iov_len) skip -= iov[i++].iov_len;
+    if (i < n) {
+        iov[i].iov_base = (char *)iov[i].iov_base + skip;
+        iov[i].iov_len -= skip;
+    }
+    while (i < n) {
+        struct msghdr msg;
+        ssize_t w;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = iov + i;
+        msg.msg_iovlen = (size_t)(n - i);
+        w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) return wait_or_error(c, errno);
+        c->sent += (size_t)w;
+        while (i < n && (size_t)w >= iov[i].iov_len) w -= (ssize_t)iov[i++].iov_len;
+        if (i < n) {
+            iov[i].iov_base = (char *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
+    }
+    c->sent = 0;
+    return LR_DONE;
+}
+
+/* Receive more bytes behind c->end, moving unread bytes to the front when the end is reached. */
+static int fill(lr_conn *c) {
+    ssize_t r;
+    if (c->end == c->cap) {
+        size_t keep = c->end - c->start;
+        if (c->start == 0) return LR_BAD; /* cannot happen: callers bound what they buffer */
+        memmove(c->buf, c->buf + c->start, keep);
+        c->head_at -= c->have_head ? c->start : 0;
+        c->start = 0;
+        c->end = keep;
+    }
+    r = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
+    if (r < 0) return wait_or_error(c, errno);
+    if (r == 0) {
+        c->partial = c->have_head || c->end > c->start;
+        return LR_CLOSED;
+    }
+    c->end += (size_t)r;
+    return LR_DONE;
+}
+
+static int lower(int ch) { return (ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch; }
+
+/* Case-insensitive: does span `s` of the head contain `word`, or equal it (`whole`)? */
+static int span_has(const char *head, const lr_span *s, const char *word, int whole) {
+    size_t n = strlen(word), i, j;
+    if (!s->present || (size_t)s->len < n) return 0;
+    if (whole && (size_t)s->len != n) return 0;
+    for (i = 0; i + n <= (size_t)s->len; i++) {
+        for (j = 0; j < n && lower((unsigned char)head[s->off + (long)(i + j)]) == word[j]; j++) {
+        }
+        if (j == n) return 1;
+    }
+    return 0;
+}
+
+/* Copy the values of the first LR_H_CONTENT_TYPE+1 known headers, NUL-joined, to c->values. */
+static void take_values(lr_conn *c, const char *head, const lr_head *h) {
+    size_t at = 0;
+    int i;
+    for (i = 0; i <= LR_H_CONTENT_TYPE; i++) {
+        const lr_span *s = &h->headers[i];
+        if (i) c->values[at++] = '\0';
+        if (s->present && s->len > 0 && at + (size_t)s->len < sizeof c->values) {
+            memcpy(c->values + at, head + s->off, (size_t)s->len);
+            at += (size_t)s->len;
+        }
+    }
+    c->values_len = at;
+}
+
+static int bad(lr_conn *c, int why, long at) {
+    c->perr = why;
+    c->error_at = at;
+    c->phase = 0;
+    c->have_head = 0;
+    return LR_BAD;
+}
+
+/* Read one answer: its head, and its body when the body fits in the buffer. */
+static int read_answer(lr_conn *c) {
+    lr_head h;
+    for (;;) {
+        if (!c->have_head) {
+            int n = lr_parse_head(c->buf + c->start, c->end - c->start, &h);
+            long long length = -1;
+            size_t need;
+            int r;
+            if (n < 0) return bad(c, -n, h.error_at);
+            if (n == 0) {
+                if ((r = fill(c)) != LR_DONE) return r;
+                continue;
+            }
+            c->have_head = 1;
+            c->head_at = c->start;
+            c->head_len = (size_t)n;
+            c->status = h.status;
+            c->keep_alive = !span_has(c->buf + c->start, &h.headers[LR_H_CONNECTION], "close", 1);
+            take_values(c, c->buf + c->start, &h);
+            if (span_has(c->buf + c->start, &h.headers[LR_H_TRANSFER_ENCODING], "chunked", 0)) {
+                c->start += c->head_len;
+                c->have_head = 0;
+                c->phase = 0;
+                return LR_BODY_CHUNKED;
+            }
+            r = lr_content_length(c->buf + c->start, &h, &length);
+            if (r < 0) return bad(c, LR_E_LENGTH, h.headers[LR_H_CONTENT_LENGTH].off);
+            if (r == 0) {
+                if (h.status >= 200 && h.status != 204 && h.status != 304) {
+                    c->start += c->head_len;
+                    c->have_head = 0;
+                    c->phase = 0;
+                    c->keep_alive = 0;
+                    return LR_BODY_TO_CLOSE;
+                }
+                length = 0;
+            }
+            c->body_len = (size_t)length;
+            if (length > c->limit) return bad(c, LR_E_BODY_LIMIT, 0);
+            need = c->head_len + (size_t)length;
+            if (need > c->cap - c->head_at) {
+                if (need <= c->cap) { /* fits once the unread bytes move to the front */
+                    memmove(c->buf, c->buf + c->start, c->end - c->start);
+                    c->end -= c->start;
+                    c->start = c->head_at = 0;
+                } else {
+                    c->start += c->head_len; /* body bytes begin here; lr_read_body takes them */
+                    c->have_head = 0;
+                    c->phase = 0;
+                    c->got = 0;
+                    return LR_BODY_LARGE;
+                }
+            }
+        }
+        if (c->end - c->head_at >= c->head_len + c->body_len) {
+            c->body_off = c->head_at + c->head_len;
+            c->start = c->body_off + c->body_len;
+            if (c->start == c->end) c->start = c->end = 0;
+            c->have_head = 0;
+            c->phase = 0;
+            return LR_DONE;
+        }
+        {
+            int r = fill(c);
+            if (r != LR_DONE) return r;
+        }
+    }
+}
+
+int lr_next(lr_conn *c, const char *request, size_t request_len, long long limit) {
+    if (c->phase == 0) {
+        struct iovec iov[1];
+        int r;
+        iov[0].iov_base = (void *)request;
+        iov[0].iov_len = request_len;
+        if ((r = send_iov(c, iov, 1)) != LR_DONE) return r;
+        c->phase = 1;
+        c->limit = limit;
+    }
+    return read_answer(c);
+}
+
+static int is_alnum(int ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
+
+/* A request id goes into a URL path: only characters that cannot change the path's meaning. */
+static int safe_request_id(const char *s, size_t n) {
+    size_t i;
+    if (n == 0 || n > 256 || !is_alnum((unsigned char)s[0])) return 0;
+    for (i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (!is_alnum(ch) && (ch == 0 || !strchr("._:+=@-", ch))) return 0;
+    }
+    return 1;
+}
+
+/* A header value: printable ASCII and tabs only, so nothing can end the line early. */
+static int safe_value(const char *s, size_t n) {
+    size_t i;
+    if (n > 8192) return 0;
+    for (i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch >= 0x7f) return 0;
+    }
+    return 1;
+}
+
+#define IOV(p, n)                                                                                                      \
+    do {                                                                                                               \
+        iov[k].iov_base = (void *)(p);                                                                                 \
+        iov[k].iov_len = (n);                                                                                          \
+        k++;                                                                                                           \
+    } while (0)
+#define IOS(s) IOV(s, sizeof(s) - 1)
+
+int lr_post(lr_conn *c, int kind, const char *request_id, size_t request_id_len, const char *content_type,
+            size_t content_type_len, const char *extra, size_t extra_len, const char *body, size_t body_len,
+            long long limit) {
+    if (c->phase == 0) {
+        struct iovec iov[MAX_IOV];
+        int k = 0, r;
+        if (kind < LR_POST_RESPONSE || kind > LR_POST_STREAM) return bad(c, LR_E_UNSAFE, 0);
+        if (kind != LR_POST_INIT_ERROR && !safe_request_id(request_id, request_id_len)) return bad(c, LR_E_UNSAFE, 0);
+        if (!safe_value(content_type, content_type_len)) return bad(c, LR_E_UNSAFE, 0);
+        if (c->sent == 0) { /* first attempt: fix the length line (kept for resumed attempts) */
+            if (kind == LR_POST_STREAM)
+                snprintf(c->length_line, sizeof c->length_line, "Transfer-Encoding: chunked\r\n\r\n");
+            else
+                snprintf(c->length_line, sizeof c->length_line, "Content-Length: %zu\r\n\r\n", body_len);
+        }
+        if (kind == LR_POST_INIT_ERROR) {
+            IOS("POST " PREFIX "/init/error");
+        } else {
+            IOS("POST " PREFIX "/invocation/");
+            IOV(request_id, request_id_len);
+            if (kind == LR_POST_ERROR)
+                IOS("/error");
+            else
+                IOS("/response");
+        }
+        IOV(c->common, c->common_len);
+        IOS("Content-Type: ");
+        IOV(content_type, content_type_len);
+        IOS("\r\n");
+        if (extra_len) IOV(extra, extra_len);
+        IOV(c->length_line, strlen(c->length_line));
+        if (kind != LR_POST_STREAM && body_len) IOV(body, body_len);
+        if ((r = send_iov(c, iov, k)) != LR_DONE) return r;
+        if (kind == LR_POST_STREAM) return LR_DONE; /* chunks follow; then lr_answer */
+        c->phase = 1;
+        c->limit = limit;
+    }
+    return read_answer(c);
+}
+
+int lr_answer(lr_conn *c, long long limit) {
+    c->phase = 1;
+    c->limit = limit;
+    return read_answer(c);
+}
+
+int lr_read_body(lr_conn *c, char *dst, size_t len) {
+    while (c->got < len) {
+        size_t buffered = c->end - c->start;
+        ssize_t r;
+        if (buffered) {
+            size_t take = buffered < len - c->got ? buffered : len - c->got;
+            memcpy(dst + c->got, c->buf + c->start, take);
+            c->start += take;
+            c->got += take;
+            if (c->start == c->end) c->start = c->end = 0;
+            continue;
+        }
+        r = recv(c->fd, dst + c->got, len - c->got, 0);
+        if (r < 0) return wait_or_error(c, errno);
+        if (r == 0) {
+            c->partial = 1;
+            return LR_CLOSED;
+        }
+        c->got += (size_t)r;
+    }
+    c->got = 0;
+    return LR_DONE;
+}
+
+long lr_pull(lr_conn *c, char *dst, size_t len) {
+    size_t buffered = c->end - c->start;
+    ssize_t r;
+    if (buffered) {
+        size_t take = buffered < len ? buffered : len;
+        memcpy(dst, c->buf + c->start, take);
+        c->start += take;
+        if (c->start == c->end) c->start = c->end = 0;
+        return (long)take;
+    }
+    r = recv(c->fd, dst, len, 0);
+    if (r < 0) return wait_or_error(c, errno);
+    if (r == 0) return LR_CLOSED;
+    return (long)r;
+}
+
+int lr_unread(lr_conn *c, const char *src, size_t len) {
+    if (c->end != c->start || len > c->cap) return bad(c, LR_E_TOO_LARGE, 0);
+    memmove(c->buf, src, len);
+    c->start = 0;
+    c->end = len;
+    return LR_DONE;
+}
+
+int lr_send_chunk(lr_conn *c, const char *data, size_t len) {
+    struct iovec iov[3];
+    int k = 0;
+    if (len == 0) return LR_DONE; /* an empty chunk would end the body */
+    if (c->sent == 0) snprintf(c->length_line, sizeof c->length_line, "%zx\r\n", len);
+    IOV(c->length_line, strlen(c->length_line));
+    IOV(data, len);
+    IOS("\r\n");
+    return send_iov(c, iov, k);
+}
+
+int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len) {
+    struct iovec iov[3];
+    int k = 0;
+    IOS("0\r\n");
+    if (len) IOV(trailers, len);
+    IOS("\r\n");
+    return send_iov(c, iov, k);
+}
