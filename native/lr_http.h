@@ -91,5 +91,6 @@ long lr_pull(lr_conn *c, char *dst, size_t len);
 int lr_unread(lr_conn *c, const char *src, size_t len);
 int lr_send_chunk(lr_conn *c, const char *data, size_t len);
 int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len);
+int lr_tune_malloc(int mmap_threshold, int trim_threshold);
 
 #endif

@@ -40,6 +40,8 @@ _BUF = 256 * 1024
 _PULL = 65536
 _POLL_MS = 250
 _MAX_ANSWER = 1024 * 1024
+#: Above the largest payload (6 MiB) and the strings made from it.
+_MMAP_THRESHOLD = 32 * 1024 * 1024
 #: The order of the NUL-joined values C hands back (lr_http.h, LR_H_REQUEST_ID..CONTENT_TYPE).
 _VALUE_NAMES = (
     protocol.H_REQUEST_ID,
@@ -71,6 +73,9 @@ class NativeTransport:
         self._view = ffi.buffer(self._buf)
         self._pull = ffi.new("char[]", _PULL)
         self._sock: Optional[_socket.socket] = None
+        if os.environ.get("LAMBDARIC_MALLOC_TUNE", "1") != "0":
+            # keep freed payload-sized blocks in the heap between invokes (see lr_tune_malloc)
+            lib.lr_tune_malloc(_MMAP_THRESHOLD, 2 * _MMAP_THRESHOLD)
 
     # ------------------------------------------------------------------ calls
 
