@@ -43,7 +43,12 @@ WORKLOADS = {
 }
 GUARD_WORKLOAD = "apigw-1.7KB"
 #: guarded ratios for --quick: (name, limit)
-GUARDS = (("cpu per invoke, lambdaric / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8), ("cold start, lambdaric / awslambdaric", 1.0))
+GUARDS = (
+    ("cpu per invoke, lambdaric / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8),
+    ("cold start, lambdaric / awslambdaric", 1.0),
+    ("cpu per invoke, lambdaric-native / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8),
+    ("cpu per invoke, lambdaric-native / lambdaric Python transport (%s)" % GUARD_WORKLOAD, 1.0),
+)
 
 
 # --------------------------------------------------------------------------- building
@@ -323,19 +328,22 @@ def write_results(report: dict, plot: bool) -> List[str]:
     lines = ["# Benchmark results", "", "Machine: %s" % report["machine"], "Date: %s" % report["date"], ""]
     lines += ["Skipped: " + "; ".join(report["skipped"]), ""] if report["skipped"] else []
     lines += ["## Invoke loop (medians over %d alternating rounds; %d invokes each)" % (report["rounds"], report["count"]), ""]
-    lines += ["| workload | runtime | CPU us/invoke | wall p50 us | wall p99 us | invokes/s | idle RSS MB | peak RSS MB | syscalls/invoke | CPU vs awslambdaric | CPU vs C floor |"]
-    lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| workload | runtime | CPU us/invoke | wall p50 us | wall p99 us | invokes/s | idle RSS MB | peak RSS MB | syscalls/invoke | CPU vs awslambdaric | CPU vs lambdaric (Python transport) | CPU vs C floor | wall p50 vs C floor |"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for workload, per in report["loop"].items():
         ref = per.get("awslambdaric", {}).get("cpu_us")
         floor = per.get("c-floor", {}).get("cpu_us")
+        floor_p50 = per.get("c-floor", {}).get("p50_us")
+        own = per.get("lambdaric", {}).get("cpu_us")
         for name, r in per.items():
             lines.append(
-                "| %s | %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s |"
+                "| %s | %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s |"
                 % (workload, name, r["cpu_us"], r["p50_us"], r["p99_us"], r["per_s"], r["idle_rss_mb"], r["peak_rss_mb"],
-                   "%.1f" % r["syscalls"] if "syscalls" in r else "-", ratio(r["cpu_us"], ref), ratio(r["cpu_us"], floor))
+                   "%.1f" % r["syscalls"] if "syscalls" in r else "-", ratio(r["cpu_us"], ref), ratio(r["cpu_us"], own),
+                   ratio(r["cpu_us"], floor), ratio(r["p50_us"], floor_p50))
             )
         stub_cost = max(r["stub_cpu_us"] for r in per.values())
-        lines.append("| %s | (stub) | %.1f | | | | | | | | |" % (workload, stub_cost))
+        lines.append("| %s | (stub) | %.1f | | | | | | | | | | |" % (workload, stub_cost))
     lines += ["", "## Cold start: spawn to first GET /next (median of %d)" % report["cold_runs"], "", "| runtime | ms | vs awslambdaric | vs bare interpreter |", "|---|---|---|---|"]
     cold = report["cold_start_ms"]
     for name, ms in cold.items():
@@ -418,6 +426,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if rt.name != "c-floor":
             subprocess.run(rt.argv_for("handlers.empty", "fixed")[:-1] + ["--version"], env=bench_env(), capture_output=True)
     subprocess.run([sys.executable, "-c", "import lambdaric.bootstrap, lambdaric.transport.python, handlers"], cwd=HERE, env=bench_env())
+    subprocess.run([sys.executable, "-c", "import lambdaric.transport.native"], cwd=HERE, env=bench_env(), capture_output=True)
     if official:
         subprocess.run([official, "-c", "import awslambdaric.bootstrap"], env=bench_env())
     loop: Dict[str, Dict[str, List[Dict[str, float]]]] = {w: {} for w in workloads}
@@ -461,6 +470,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             samples[name].append(measure_cold_start(argv_, stub, extra, 1))
     cold = {k: statistics.median(v) for k, v in samples.items()}
     imports = {"lambdaric (runtime path)": import_ms(sys.executable, "lambdaric.bootstrap, lambdaric.transport.python")}
+    if any(r.name == "lambdaric-native" for r in found):
+        imports["lambdaric (runtime path, native transport)"] = import_ms(sys.executable, "lambdaric.bootstrap, lambdaric.transport.native")
     if official:
         imports["awslambdaric (runtime path)"] = import_ms(official, "awslambdaric.bootstrap")
     guards = {}
@@ -471,6 +482,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if "awslambdaric" in cold:
         value = cold["lambdaric"] / cold["awslambdaric"]
         guards[GUARDS[1][0]] = (value, GUARDS[1][1], value < GUARDS[1][1])
+    if "lambdaric-native" in ref:
+        for (name, limit), other in zip(GUARDS[2:], ("awslambdaric", "lambdaric")):
+            if other in ref:
+                value = ref["lambdaric-native"]["cpu_us"] / ref[other]["cpu_us"]
+                guards[name] = (value, limit, value < limit)
     report = {
         "machine": "%s, %d cores, %s, Python %s" % (platform.platform(), os.cpu_count() or 0, platform.processor() or platform.machine(), platform.python_version()),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

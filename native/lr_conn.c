@@ -35,12 +35,16 @@
 #define PREFIX "/2018-06-01/runtime"
 #define MAX_IOV 12
 
+/* Forget the exchange in progress (a new or closed connection); results stay readable. */
 static void clear_state(lr_conn *c) {
     c->start = c->end = 0;
     c->phase = 0;
     c->have_head = 0;
     c->sent = 0;
     c->got = 0;
+}
+
+static void clear_results(lr_conn *c) {
     c->status = 0;
     c->keep_alive = 1;
     c->partial = 0;
@@ -61,6 +65,7 @@ int lr_init(lr_conn *c, int fd, char *buf, size_t cap, const char *common, size_
     c->common = common;
     c->common_len = common_len;
     clear_state(c);
+    clear_results(c);
     tv.tv_sec = poll_ms / 1000;
     tv.tv_usec = (poll_ms % 1000) * 1000;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 && errno != EOPNOTSUPP && errno != ENOPROTOOPT)

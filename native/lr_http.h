@@ -80,7 +80,7 @@ typedef struct {
 } lr_conn;
 
 int lr_init(lr_conn *c, int fd, char *buf, size_t cap, const char *common, size_t common_len, int poll_ms);
-void lr_reset(lr_conn *c);
+void lr_reset(lr_conn *c); /* forget the exchange in progress; results stay */
 int lr_next(lr_conn *c, const char *request, size_t request_len, long long limit);
 int lr_post(lr_conn *c, int kind, const char *request_id, size_t request_id_len, const char *content_type,
             size_t content_type_len, const char *extra, size_t extra_len, const char *body, size_t body_len,
