@@ -218,14 +218,19 @@ def _connect(hostport: Tuple[str, int]) -> "_socket.socket":
     raise error or OSError("getaddrinfo returned nothing for %s:%d" % hostport)
 
 
+#: A send to a closed connection is an EPIPE error, never a SIGPIPE, even when the program
+#: restored SIGPIPE's default action (which kills): as the native transport sends.
+_NOSIGNAL = getattr(_socket, "MSG_NOSIGNAL", 0)
+
+
 def _send_all(sock: _socket.socket, buffers: Tuple[bytes, ...]) -> None:
     """Gathered send of all buffers; loops on partial writes without joining them."""
     if len(buffers) == 1:
-        sock.sendall(buffers[0])
+        sock.sendall(buffers[0], _NOSIGNAL)
         return
     views = [memoryview(b) for b in buffers]
     while views:
-        sent = sock.sendmsg(views)
+        sent = sock.sendmsg(views, (), _NOSIGNAL)
         while views and sent >= len(views[0]):
             sent -= len(views[0])
             views.pop(0)
