@@ -24,6 +24,11 @@ MAX_PAYLOAD = 6291556
 MAX_HEAD = 64 * 1024
 #: The X-Ray cause header is dropped at or above this size, as the official client does.
 MAX_XRAY_CAUSE = 1024 * 1024
+#: Largest streamed response body (Lambda: "up to 200 MB"; the built-in emulator's limit too).
+MAX_STREAMED = 200 * 1024 * 1024
+#: Largest block of error trailers a streamed response may end with (the emulator refuses
+#: more with 431, which would lose the error report altogether).
+MAX_STREAM_TRAILERS = MAX_HEAD
 
 # Response headers of GET /next (lower-cased for lookup).
 H_REQUEST_ID = "lambda-runtime-aws-request-id"
@@ -40,6 +45,10 @@ H_CONTENT_TYPE = "content-type"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
 INVOCATION_ID_HEADER = "Lambda-Runtime-Invocation-Id"
+# Response streaming (see "streamed responses" below).
+RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+RESPONSE_MODE_STREAMING = "streaming"
+ERROR_BODY_HEADER = "Lambda-Runtime-Function-Error-Body"
 
 CT_JSON = "application/json"
 CT_BYTES = "application/unknown"
@@ -208,6 +217,179 @@ def build_request(
         return "".join(lines).encode("latin-1") + body
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
+
+
+# --------------------------------------------------------------------------- streamed responses
+#
+# A streamed response is one POST .../{id}/response with a chunked body:
+#
+#   POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\n
+#   Host: ...\r\nUser-Agent: ...\r\n
+#   Content-Type: {content type}\r\n
+#   Lambda-Runtime-Invocation-Id: {id}\r\n              (only when /next carried one)
+#   Lambda-Runtime-Function-Response-Mode: streaming\r\n
+#   Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n
+#   Transfer-Encoding: chunked\r\n
+#   \r\n
+#   {size in lower-case hex}\r\n{data}\r\n              (one chunk per stream_write; never empty)
+#   ...
+#   0\r\n
+#   Lambda-Runtime-Function-Error-Type: {type}\r\n      (only when the stream ends with an error)
+#   Lambda-Runtime-Function-Error-Body: {base64}\r\n    (only when that error has a body)
+#   \r\n
+#
+# and then the Runtime API's answer, read like any other. Both transports send exactly these
+# bytes (the header order is the native module's: Content-Type first, Transfer-Encoding last).
+# Values a caller passes are checked here, before anything is sent: a bad value raises
+# TypeError/ValueError and leaves the connection and an open stream as they were.
+
+#: The value of the Trailer header: the trailers a streamed response may end with.
+TRAILER_VALUE = ERROR_TYPE_HEADER + ", " + ERROR_BODY_HEADER
+#: The chunk that ends a chunked body (trailers, then an empty line, follow it).
+LAST_CHUNK = b"0\r\n"
+CRLF = b"\r\n"
+
+
+class StreamTooLarge(ValueError):
+    """A write would take a streamed response past :data:`MAX_STREAMED`; nothing of it was
+    sent and the stream is still open (end it with an error)."""
+
+
+def _check_value(what: str, value: object) -> str:
+    """A caller's header value: a str of printable ASCII (tabs allowed inside), at most
+    8192 characters, no CR/LF/NUL or other control bytes, no leading or trailing
+    whitespace (a peer would strip it). Messages are ASCII (``ascii()`` of the value)."""
+    if type(value) is not str:
+        raise TypeError("%s must be a str, not %s" % (what, type(value).__name__))
+    if not value:
+        raise ValueError("%s must not be empty" % what)
+    if not _is_safe_header_value(value) or value.strip(" \t") != value:
+        raise ValueError(
+            "refusing %s %s: a header value must be printable ASCII of at most 8192 characters, "
+            "without CR, LF or other control characters or surrounding whitespace" % (what, ascii(value[:100]))
+        )
+    return value
+
+
+def check_request_id(request_id: object) -> str:
+    """A request id a caller wants to answer: it goes into a URL path (see ``_is_safe_request_id``)."""
+    if type(request_id) is not str:
+        raise TypeError("request_id must be a str, not %s" % type(request_id).__name__)
+    if not _is_safe_request_id(request_id):
+        raise ValueError("refusing unsafe request id %s" % ascii(request_id[:300]))
+    return request_id
+
+
+def stream_headers(invocation_id: Optional[str]) -> List[Tuple[str, str]]:
+    """The headers of a streamed response between Content-Type and Transfer-Encoding, in order."""
+    headers = [(RESPONSE_MODE_HEADER, RESPONSE_MODE_STREAMING), ("Trailer", TRAILER_VALUE)]
+    if invocation_id:
+        headers.insert(0, (INVOCATION_ID_HEADER, invocation_id))
+    return headers
+
+
+def header_lines(headers: List[Tuple[str, str]]) -> bytes:
+    """``Name: value\\r\\n`` lines (the transports' ``extra`` header block)."""
+    return "".join("%s: %s\r\n" % pair for pair in headers).encode("latin-1")
+
+
+def check_stream_begin(request_id: object, content_type: object, invocation_id: object) -> None:
+    """Refuse (TypeError/ValueError) what cannot go into the head of a streamed response."""
+    check_request_id(request_id)
+    _check_value("content_type", content_type)
+    if invocation_id is not None and invocation_id != "":
+        _check_value("invocation_id", invocation_id)
+
+
+def build_stream_head(
+    request_id: str, host: str, user_agent: str, content_type: str, invocation_id: Optional[str]
+) -> bytes:
+    """The checked head of a streamed response (see the layout above)."""
+    check_stream_begin(request_id, content_type, invocation_id)
+    headers = stream_headers(invocation_id) + [("Transfer-Encoding", "chunked")]
+    return build_request("POST", response_path(request_id), host, user_agent, headers, None, content_type)
+
+
+def chunk_size_line(size: int) -> bytes:
+    """``{size:x}\\r\\n``: the line before a chunk's data (lower-case hex, no extensions)."""
+    return b"%x\r\n" % size
+
+
+def stream_trailers(error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> bytes:
+    """The trailer lines that end a streamed response (between ``0\\r\\n`` and the final ``\\r\\n``).
+
+    No error: no trailers. An error: ``Lambda-Runtime-Function-Error-Type``, and
+    ``Lambda-Runtime-Function-Error-Body`` with the body (the error JSON) base64-encoded when
+    there is one. A body without a type, a bad type or trailers over
+    :data:`MAX_STREAM_TRAILERS` bytes raise TypeError/ValueError.
+    """
+    if error_type is None:
+        if error_body is not None:
+            raise ValueError("error_body needs an error_type (the trailers report an error by its type)")
+        return b""
+    _check_value("error_type", error_type)
+    lines = "%s: %s\r\n" % (ERROR_TYPE_HEADER, error_type)
+    if error_body is not None:
+        if isinstance(error_body, str):
+            raise TypeError("error_body must be bytes (the error JSON, UTF-8), not str")
+        import binascii
+
+        try:
+            encoded = binascii.b2a_base64(error_body, newline=False)
+        except TypeError:
+            raise TypeError("error_body must be bytes, not %s" % type(error_body).__name__) from None
+        if encoded:
+            lines += "%s: %s\r\n" % (ERROR_BODY_HEADER, encoded.decode("ascii"))
+    if len(lines) > MAX_STREAM_TRAILERS:
+        raise ValueError(
+            "the error trailers would be %d bytes, over the %d-byte limit: shorten the error body"
+            % (len(lines), MAX_STREAM_TRAILERS)
+        )
+    return lines.encode("ascii")
+
+
+class ResponseStream:
+    """Bookkeeping of one open streamed response: checks each write, counts the bytes.
+
+    ``size`` counts the data bytes written so far (framing excluded).
+    """
+
+    __slots__ = ("request_id", "size")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.size = 0
+
+    def take(self, data: object) -> "Tuple[object, int]":
+        """``(buffer, byte count)`` to send as one chunk; the count is 0 for empty data
+        (send nothing: an empty chunk would end the body). Counts the bytes as sent.
+
+        bytes, bytearray and any C-contiguous buffer are accepted (a memoryview of wider
+        items is sent as its bytes); str and non-buffers raise TypeError; a write past
+        :data:`MAX_STREAMED` raises :class:`StreamTooLarge`.
+        """
+        if type(data) is bytes:
+            buf: object = data
+            n = len(data)
+        else:
+            if isinstance(data, str):
+                raise TypeError("stream_write takes bytes, not str (encode it first)")
+            try:
+                view = memoryview(data)  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError("stream_write takes bytes or another buffer, not %s" % type(data).__name__) from None
+            if not view.c_contiguous:
+                raise ValueError("stream_write needs a C-contiguous buffer")
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            buf, n = view, view.nbytes
+        if n and self.size + n > MAX_STREAMED:
+            raise StreamTooLarge(
+                "a write of %d bytes would take the streamed response past %d bytes (%d sent): "
+                "end the stream with an error" % (n, MAX_STREAMED, self.size)
+            )
+        self.size += n
+        return buf, n
 
 
 # --------------------------------------------------------------------------- responses

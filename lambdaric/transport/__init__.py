@@ -37,6 +37,19 @@ class TransportError(Exception):
 #: A Runtime API answer to a POST: (status code, body bytes).
 Answer = "Tuple[int, bytes]"
 
+#: The ``call`` of a TransportError raised by each step of a streamed response.
+STREAM_HEAD = "POST /response (stream head)"
+STREAM_CHUNK = "POST /response (stream chunk)"
+STREAM_END = "POST /response (stream end)"
+
+
+def no_stream_open(method: str) -> RuntimeError:
+    return RuntimeError("%s: no response stream is open (call stream_begin first)" % method)
+
+
+def stream_open(method: str) -> RuntimeError:
+    return RuntimeError("%s: a response stream is open on this transport; end it with stream_end first" % method)
+
 
 class Transport(Protocol):
     """The calls the runtime makes; all block; none retries on its own except
@@ -58,6 +71,29 @@ class Transport(Protocol):
     ) -> Answer: ...
 
     def init_error(self, body: bytes, error_type: str) -> Answer: ...
+
+    # Streamed responses: ``stream_begin``, any number of ``stream_write``, ``stream_end``.
+    # The bytes are fixed by lambdaric.protocol (see "streamed responses" there) and both
+    # transports send exactly them. Every value is checked before anything is sent: a bad
+    # one raises TypeError/ValueError (StreamTooLarge past MAX_STREAMED) and changes nothing,
+    # so an open stream stays open. Calling them out of order raises RuntimeError, as does
+    # any other call while a stream is open. Nothing of a stream is ever retried: once its
+    # head may have gone out, a broken connection raises TransportError, and the stream is
+    # then over (the connection is closed; the next call opens a new one).
+
+    def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
+        """Send the head of ``POST .../{request_id}/response`` in streaming mode.
+
+        The one reconnect: a kept-alive connection the server has already closed is
+        replaced before the head is sent (nothing of the stream had gone out)."""
+
+    def stream_write(self, data: bytes) -> None:
+        """Send ``data`` (bytes or any contiguous buffer) as one chunk, now. Empty data
+        sends nothing (an empty chunk would end the body)."""
+
+    def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
+        """Send the last chunk, with the error trailers when ``error_type`` is given
+        (``error_body``, the error JSON, base64-encoded), then read the answer."""
 
     def close(self) -> None: ...
 

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
 from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
-from . import Answer, TransportError
-from .python import ConnectionClosed, _connect, split_address
+from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, Answer, TransportError, no_stream_open, stream_open
+from .python import ConnectionClosed, _connect, peer_closed, split_address
 
 #: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
 #: bodies go straight from the socket into their own bytearray.
@@ -73,6 +73,8 @@ class NativeTransport:
         self._view = ffi.buffer(self._buf)
         self._pull = ffi.new("char[]", _PULL)
         self._sock: Optional[_socket.socket] = None
+        #: the open streamed response, if any (see stream_begin)
+        self._stream: Optional[protocol.ResponseStream] = None
         if os.environ.get("LAMBDARIC_MALLOC_TUNE", "1") != "0":
             # keep freed payload-sized blocks in the heap between invokes (see lr_tune_malloc)
             lib.lr_tune_malloc(_MMAP_THRESHOLD, 2 * _MMAP_THRESHOLD)
@@ -114,7 +116,59 @@ class NativeTransport:
         extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
         return self._post("POST /init/error", lib.LR_POST_INIT_ERROR, "", protocol.CT_JSON, extra, body)
 
+    # ------------------------------------------------------------------ streamed responses
+    # (the interface and its rules: transport.Transport; the bytes: protocol). C sends the
+    # head with lr_post(LR_POST_STREAM), each chunk with one gathered sendmsg
+    # (lr_send_chunk), the last chunk and trailers (lr_send_last_chunk), then reads the
+    # answer (lr_answer). None of it goes through _exchange: nothing here is retried.
+
+    def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
+        if self._stream is not None:
+            raise stream_open("stream_begin")
+        protocol.check_stream_begin(request_id, content_type, invocation_id)
+        rid = request_id.encode("ascii")
+        ctype = content_type.encode("ascii")
+        extra = protocol.header_lines(protocol.stream_headers(invocation_id))
+        conn = self._conn
+        if self._sock is not None and conn.end == conn.start and peer_closed(self._sock):
+            self.close()  # closed while kept alive: replace it now, before anything is sent
+        if self._sock is None:
+            self._connect(STREAM_HEAD)
+        self._stream = protocol.ResponseStream(request_id)
+        rc = self._run(
+            lib.lr_post,
+            (lib.LR_POST_STREAM, rid, len(rid), ctype, len(ctype), extra, len(extra), ffi.NULL, 0, _MAX_ANSWER),
+        )
+        if rc != lib.LR_DONE:
+            raise self._stream_error(STREAM_HEAD, rc)
+
+    def stream_write(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None:
+            raise no_stream_open("stream_write")
+        buf, n = stream.take(data)
+        if not n:
+            return  # (lr_send_chunk sends nothing for 0 bytes either)
+        rc = self._run(lib.lr_send_chunk, (buf if type(buf) is bytes else ffi.from_buffer(buf), n))
+        if rc != lib.LR_DONE:
+            raise self._stream_error(STREAM_CHUNK, rc)
+
+    def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
+        if self._stream is None:
+            raise no_stream_open("stream_end")
+        trailers = protocol.stream_trailers(error_type, error_body)
+        rc = self._run(lib.lr_send_last_chunk, (trailers, len(trailers)))
+        if rc != lib.LR_DONE:
+            raise self._stream_error(STREAM_END, rc)
+        self._stream = None
+        rc = self._run(lib.lr_answer, (_MAX_ANSWER,))
+        if rc < 0:
+            raise self._stream_error(STREAM_END, rc)
+        answer = self._body(STREAM_END, rc, _MAX_ANSWER)
+        return self._conn.status, bytes(answer)
+
     def close(self) -> None:
+        self._stream = None
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -133,6 +187,23 @@ class NativeTransport:
         )
         answer = self._body(call, rc, _MAX_ANSWER)
         return self._conn.status, bytes(answer)
+
+    def _stream_error(self, call: str, rc: int) -> BaseException:
+        """The error for a failed step of a stream (the connection is closed: the stream is over).
+
+        An OS error while sending is the OS error itself, as the pure-Python transport's
+        sendmsg raises it (C reports EPIPE/ECONNRESET while sending as LR_CLOSED, the
+        "closed before an answer" that _exchange retries: a stream must not be)."""
+        conn = self._conn
+        if rc == lib.LR_BAD:
+            error: BaseException = self._protocol_error()
+            self.close()
+            return error
+        if rc in (lib.LR_CLOSED, lib.LR_OS) and conn.err:
+            error = TransportError(self.address, call, OSError(conn.err, os.strerror(conn.err)))
+            self.close()
+            return error
+        return self._transport_error(call, rc, "before an answer")
 
     def _connect(self, call: str) -> None:
         try:
@@ -159,6 +230,8 @@ class NativeTransport:
     def _exchange(self, call: str, fn: Callable[..., int], *args: Any) -> int:
         """Send one request and read (at least) the head of its answer, reconnecting once
         if a kept-alive connection turns out to have been closed before answering."""
+        if self._stream is not None:
+            raise stream_open(call)
         reused = self._sock is not None
         if not reused:
             self._connect(call)

@@ -30,7 +30,7 @@ from ..protocol import (
     invocation_from_headers,
     parse_response_head,
 )
-from . import Answer, TransportError
+from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, Answer, TransportError, no_stream_open, stream_open
 
 _RECV = 65536
 # Bodies up to this size are joined to the head (cheap copy, one packet); larger ones
@@ -71,6 +71,8 @@ class PythonTransport:
         self._user_agent = user_agent
         self._sock: Optional[_socket.socket] = None
         self._buf = b""
+        #: the open streamed response, if any (see stream_begin)
+        self._stream: Optional[protocol.ResponseStream] = None
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
 
     # ------------------------------------------------------------------ calls
@@ -107,7 +109,55 @@ class PythonTransport:
         headers = [(ERROR_TYPE_HEADER, error_type)]
         return self._post("POST /init/error", protocol.INIT_ERROR_PATH, body, protocol.CT_JSON, headers)
 
+    # ------------------------------------------------------------------ streamed responses
+    # (the interface and its rules: transport.Transport; the bytes: protocol)
+
+    def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
+        if self._stream is not None:
+            raise stream_open("stream_begin")
+        head = protocol.build_stream_head(request_id, self.address, self._user_agent, content_type, invocation_id)
+        if self._sock is not None and not self._buf and peer_closed(self._sock):
+            self.close()  # closed while kept alive: replace it now, before anything is sent
+        if self._sock is None:
+            self._connect(STREAM_HEAD)
+        self._stream = protocol.ResponseStream(request_id)
+        self._stream_send(STREAM_HEAD, (head,))
+
+    def stream_write(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None:
+            raise no_stream_open("stream_write")
+        buf, n = stream.take(data)
+        if not n:
+            return
+        if n <= _JOIN_LIMIT:
+            self._stream_send(STREAM_CHUNK, (protocol.chunk_size_line(n) + buf + protocol.CRLF,))  # type: ignore[operator]
+        else:  # gathered: the data is never copied
+            self._stream_send(STREAM_CHUNK, (protocol.chunk_size_line(n), buf, protocol.CRLF))  # type: ignore[arg-type]
+
+    def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
+        if self._stream is None:
+            raise no_stream_open("stream_end")
+        trailers = protocol.stream_trailers(error_type, error_body)
+        self._stream_send(STREAM_END, (protocol.LAST_CHUNK + trailers + protocol.CRLF,))
+        self._stream = None
+        sock = self._sock
+        assert sock is not None
+        try:
+            head, answer = self._read_answer(sock, _MAX_ANSWER)
+        except ProtocolError:
+            self.close()
+            raise
+        except OSError as exc:  # ConnectionClosed too: never retried, the stream is gone
+            self.close()
+            raise TransportError(self.address, STREAM_END, exc) from None
+        except BaseException:
+            self.close()
+            raise
+        return head.status, bytes(answer)
+
     def close(self) -> None:
+        self._stream = None
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -116,6 +166,17 @@ class PythonTransport:
                 self._buf = b""
 
     # ------------------------------------------------------------------ plumbing
+
+    def _stream_send(self, call: str, buffers: Tuple[bytes, ...]) -> None:
+        """Send part of a stream; any failure closes the connection (the stream is over)."""
+        try:
+            _send_all(self._sock, buffers)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.close()
+            raise TransportError(self.address, call, exc) from None
+        except BaseException:  # e.g. a signal handler's exception, perhaps mid-chunk
+            self.close()
+            raise
 
     def _post(self, call: str, path: str, body: bytes, content_type: str, headers: List[Tuple[str, str]]) -> Answer:
         headers = headers + [("Content-Length", str(len(body)))]
@@ -142,6 +203,8 @@ class PythonTransport:
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         """Send one request and read its answer, reconnecting once if a kept-alive
         connection turns out to have been closed by the server before answering."""
+        if self._stream is not None:
+            raise stream_open(call)
         reused = self._sock is not None
         sock = self._sock if reused else self._connect(call)
         try:
@@ -216,6 +279,17 @@ def _connect(hostport: Tuple[str, int]) -> "_socket.socket":
             error = exc
             sock.close()
     raise error or OSError("getaddrinfo returned nothing for %s:%d" % hostport)
+
+
+def peer_closed(sock: _socket.socket) -> bool:
+    """Whether the peer has closed (or reset) a kept-alive connection, without blocking:
+    a zero-byte peek is its FIN. Unread bytes from the peer mean it is still there."""
+    try:
+        return sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 #: A send to a closed connection is an EPIPE error, never a SIGPIPE, even when the program
