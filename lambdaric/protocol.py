@@ -271,6 +271,12 @@ def _check_value(what: str, value: object) -> str:
     return value
 
 
+def check_content_type(content_type: object) -> str:
+    """A content type a caller wants to send (see ``_check_value``): refused with ValueError
+    rather than written into the head, where CR/LF would inject headers."""
+    return _check_value("content_type", content_type)
+
+
 def check_request_id(request_id: object) -> str:
     """A request id a caller wants to answer: it goes into a URL path (see ``_is_safe_request_id``)."""
     if type(request_id) is not str:

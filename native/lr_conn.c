@@ -385,6 +385,13 @@ int lr_unread(lr_conn *c, const char *src, size_t len) {
     return LR_DONE;
 }
 
+/* Inside a stream the head and earlier chunks went out: a closed connection is never "closed
+ * before an answer, safe to send again" (that would resend part of a stream). */
+static int stream_sent(lr_conn *c, int r) {
+    if (r == LR_CLOSED || r == LR_OS) c->partial = 1;
+    return r;
+}
+
 int lr_send_chunk(lr_conn *c, const char *data, size_t len) {
     struct iovec iov[3];
     int k = 0;
@@ -393,7 +400,7 @@ int lr_send_chunk(lr_conn *c, const char *data, size_t len) {
     IOV(c->length_line, strlen(c->length_line));
     IOV(data, len);
     IOS("\r\n");
-    return send_iov(c, iov, k);
+    return stream_sent(c, send_iov(c, iov, k));
 }
 
 int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len) {
@@ -402,7 +409,7 @@ int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len) {
     IOS("0\r\n");
     if (len) IOV(trailers, len);
     IOS("\r\n");
-    return send_iov(c, iov, k);
+    return stream_sent(c, send_iov(c, iov, k));
 }
 
 /*

@@ -182,9 +182,16 @@ class NativeTransport:
         rid = request_id.encode("latin-1")
         ctype = content_type.encode("latin-1")
         data: Any = body if type(body) is bytes else ffi.from_buffer(body)
-        rc = self._exchange(
-            call, lib.lr_post, kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER
-        )
+        try:
+            rc = self._exchange(
+                call, lib.lr_post, kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER
+            )
+        except ProtocolError:
+            if self._conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
+                if kind != lib.LR_POST_INIT_ERROR:
+                    protocol.check_request_id(request_id)
+                protocol.check_content_type(content_type)
+            raise
         answer = self._body(call, rc, _MAX_ANSWER)
         return self._conn.status, bytes(answer)
 

@@ -87,6 +87,8 @@ class PythonTransport:
         return invocation_from_headers(head.headers, body)
 
     def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
+        if content_type is not protocol.CT_JSON and content_type is not protocol.CT_BYTES:
+            protocol.check_content_type(content_type)  # the native transport refuses it in C
         headers = [(INVOCATION_ID_HEADER, invocation_id)] if invocation_id else []
         return self._post("POST /response", protocol.response_path(request_id), body, content_type, headers)
 
