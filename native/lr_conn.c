@@ -297,8 +297,9 @@ int lr_post(lr_conn *c, int kind, const char *request_id, size_t request_id_len,
     if (c->phase == 0) {
         struct iovec iov[MAX_IOV];
         int k = 0, r;
-        if (kind < LR_POST_RESPONSE || kind > LR_POST_STREAM) return bad(c, LR_E_UNSAFE, 0);
-        if (kind != LR_POST_INIT_ERROR && !safe_request_id(request_id, request_id_len)) return bad(c, LR_E_UNSAFE, 0);
+        int no_id = kind == LR_POST_INIT_ERROR || kind == LR_POST_RESTORE_ERROR;
+        if (kind < LR_POST_RESPONSE || kind > LR_POST_RESTORE_ERROR) return bad(c, LR_E_UNSAFE, 0);
+        if (!no_id && !safe_request_id(request_id, request_id_len)) return bad(c, LR_E_UNSAFE, 0);
         if (!safe_value(content_type, content_type_len)) return bad(c, LR_E_UNSAFE, 0);
         if (c->sent == 0) { /* first attempt: fix the length line (kept for resumed attempts) */
             if (kind == LR_POST_STREAM)
@@ -308,6 +309,8 @@ int lr_post(lr_conn *c, int kind, const char *request_id, size_t request_id_len,
         }
         if (kind == LR_POST_INIT_ERROR) {
             IOS("POST " PREFIX "/init/error");
+        } else if (kind == LR_POST_RESTORE_ERROR) {
+            IOS("POST " PREFIX "/restore/error");
         } else {
             IOS("POST " PREFIX "/invocation/");
             IOV(request_id, request_id_len);

@@ -46,7 +46,9 @@ enum {
 };
 
 /* Which request lr_post sends. */
-enum { LR_POST_RESPONSE, LR_POST_ERROR, LR_POST_INIT_ERROR, LR_POST_STREAM };
+/* LR_POST_INIT_ERROR and LR_POST_RESTORE_ERROR take no request id (pass ""). GET /next and
+ * GET /restore/next are both lr_next, each with its own prebuilt request bytes. */
+enum { LR_POST_RESPONSE, LR_POST_ERROR, LR_POST_INIT_ERROR, LR_POST_STREAM, LR_POST_RESTORE_ERROR };
 
 /* One keep-alive connection to the Runtime API. Allocated (zeroed) and owned by the caller,
  * as is the receive buffer `buf` of `cap` bytes; the C side never allocates. Fields below

@@ -72,6 +72,15 @@ class Transport(Protocol):
 
     def init_error(self, body: bytes, error_type: str) -> Answer: ...
 
+    # SnapStart (lambdaric.snapstart): the status is the caller's to judge, as for the POSTs.
+
+    def restore_next(self) -> Answer:
+        """``GET /restore/next``: answered (200, empty body) once the snapshot taken while
+        it waited has been restored; 404 where SnapStart is off."""
+
+    def restore_error(self, body: bytes, error_type: str) -> Answer:
+        """``POST /restore/error`` with the error-type header and the error JSON."""
+
     # Streamed responses: ``stream_begin``, any number of ``stream_write``, ``stream_end``.
     # The bytes are fixed by lambdaric.protocol (see "streamed responses" there) and both
     # transports send exactly them. Every value is checked before anything is sent: a bad

@@ -116,6 +116,17 @@ class NativeTransport:
         extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
         return self._post("POST /init/error", lib.LR_POST_INIT_ERROR, "", protocol.CT_JSON, extra, body)
 
+    def restore_next(self) -> Answer:
+        call = "GET /restore/next"
+        request = b"GET " + protocol.RESTORE_NEXT_PATH.encode("ascii") + self._common + b"\r\n"
+        rc = self._exchange(call, lib.lr_next, request, len(request), _MAX_ANSWER)
+        body = self._body(call, rc, _MAX_ANSWER)
+        return self._conn.status, bytes(body)
+
+    def restore_error(self, body: bytes, error_type: str) -> Answer:
+        extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
+        return self._post("POST /restore/error", lib.LR_POST_RESTORE_ERROR, "", protocol.CT_JSON, extra, body)
+
     # ------------------------------------------------------------------ streamed responses
     # (the interface and its rules: transport.Transport; the bytes: protocol). C sends the
     # head with lr_post(LR_POST_STREAM), each chunk with one gathered sendmsg
@@ -188,7 +199,7 @@ class NativeTransport:
             )
         except ProtocolError:
             if self._conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
-                if kind != lib.LR_POST_INIT_ERROR:
+                if kind != lib.LR_POST_INIT_ERROR and kind != lib.LR_POST_RESTORE_ERROR:
                     protocol.check_request_id(request_id)
                 protocol.check_content_type(content_type)
             raise

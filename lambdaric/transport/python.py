@@ -111,6 +111,15 @@ class PythonTransport:
         headers = [(ERROR_TYPE_HEADER, error_type)]
         return self._post("POST /init/error", protocol.INIT_ERROR_PATH, body, protocol.CT_JSON, headers)
 
+    def restore_next(self) -> Answer:
+        request = protocol.build_request("GET", protocol.RESTORE_NEXT_PATH, self.address, self._user_agent)
+        head, body = self._exchange("GET /restore/next", (request,), _MAX_ANSWER)
+        return head.status, bytes(body)
+
+    def restore_error(self, body: bytes, error_type: str) -> Answer:
+        headers = [(ERROR_TYPE_HEADER, error_type)]
+        return self._post("POST /restore/error", protocol.RESTORE_ERROR_PATH, body, protocol.CT_JSON, headers)
+
     # ------------------------------------------------------------------ streamed responses
     # (the interface and its rules: transport.Transport; the bytes: protocol)
 
