@@ -258,6 +258,10 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     runtime = Runtime(transport, env, sink)
     try:
         runtime.init(handler_name)
+        if env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+            from .snapstart import restore
+
+            restore(runtime)  # hooks and /restore/next (lambdaric.snapstart); exits 64/65 on failure
         runtime.run_forever()
     except RuntimeExit as exc:
         return exc.code
