@@ -22,3 +22,24 @@ def register_after_restore(func: "Callable[..., Any]", *args: "Any", **kwargs: "
     from .snapstart import register_after_restore as register
 
     return register(func, *args, **kwargs)
+
+
+def streaming_handler(fn: "Callable[..., Any]") -> "Callable[..., Any]":
+    """Response streaming: ``fn(event, context, stream)`` writes its response to ``stream``
+    (a ``lambdaric.ResponseStream``) as it goes. See :mod:`lambdaric.streaming`."""
+    from .streaming import streaming_handler as decorate
+
+    return decorate(fn)
+
+
+#: Public names whose module is imported on first use (``lambdaric.HttpResponse``): attribute -> module.
+_LAZY = {"HttpResponse": "streaming", "ResponseStream": "streaming"}
+
+
+def __getattr__(name: str) -> "Any":
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'lambdaric' has no attribute %r" % name)
+    import importlib
+
+    return getattr(importlib.import_module("." + module, __name__), name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from types import AsyncGeneratorType, GeneratorType  # already imported at interpreter startup (site)
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,6 +24,8 @@ from .transport import Transport, TransportError, create
 #: Backoff delays before each retry of a failed connection to the Runtime API.
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 EXIT_ERROR = "Runtime.ExitError"
+#: Handler results sent as a response stream (lambdaric.streaming), checked with one ``in``.
+STREAMED_RESULTS = (GeneratorType, AsyncGeneratorType)
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 INIT_WARNING = (
     "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, "
@@ -146,7 +149,14 @@ class Runtime:
                 result = self.handler(event, context)  # type: ignore[misc]
                 if getattr(type(result), "__await__", None) is not None:  # a coroutine or future
                     result = self.run_async(result)
+                if type(result) in STREAMED_RESULTS:  # a generator, or a @streaming_handler's call
+                    from .streaming import respond
+
+                    respond(self, inv, result)  # raises only what came before anything was sent
+                    return
                 body, content_type = marshal.to_response(result)
+            except RuntimeExit:  # the runtime's decision (e.g. a stream's 5xx answer), not the function's error
+                raise
             except SystemExit as exc:
                 code = _exit_code(exc)
                 report = report_fault(
