@@ -1,12 +1,87 @@
 #!/usr/bin/env bash
-# Fuzz the response-head parser with libFuzzer for SECONDS (default 60), ASan and UBSan on.
-# usage: native/fuzz.sh [SECONDS]; needs clang (Debian: apt-get install clang).
+# Fuzz the native module with libFuzzer, ASan and UBSan on, for about SECONDS (default 60) in all:
+#   fuzz_lr_http  the response-head parser (lr_http.c)
+#   fuzz_lr_conn  the connection's receive path over a socketpair, driven as native.py drives it
+#                 (lr_conn.c; input format and invariants at the top of fuzz_lr_conn.c)
+# With two or more CPUs both run at once for SECONDS each, otherwise one after the other for
+# half of it each. Corpora start from native/fuzz_corpus*/ and grow in the work directory.
+#
+# usage: native/fuzz.sh [SECONDS]        needs clang (Debian: apt-get install clang)
+# env:   LAMBDARIC_FUZZ_DIR   work directory (default /tmp/lambdaric-fuzz): binaries, corpora, logs,
+#                             and crash-*/timeout-* inputs (replay: $dir/fuzz_lr_conn $dir/crash-...)
+#        LAMBDARIC_FUZZ_ONLY  lr_http or lr_conn: run that harness only
+#        LAMBDARIC_FUZZ_CFLAGS more compiler flags (e.g. -DLR_FUZZ_STRICT_UNREAD, see fuzz_lr_conn.c)
+# Exit status: 0 when no harness failed; 1 on a crash, sanitizer report, broken invariant or
+# hang (its log's end is printed); 2 when clang cannot build the harnesses.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 seconds=${1:-60}
 out=${LAMBDARIC_FUZZ_DIR:-/tmp/lambdaric-fuzz}
-mkdir -p "$out/corpus"
-cp -n "$here"/fuzz_corpus/* "$out/corpus/" 2>/dev/null || true
-clang -g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -I"$here" "$here/lr_http.c" "$here/fuzz_lr_http.c" -o "$out/fuzz_lr_http"
-"$out/fuzz_lr_http" -max_total_time="$seconds" -max_len=70000 -print_final_stats=1 "$out/corpus" 2>&1 | tail -15
+only=${LAMBDARIC_FUZZ_ONLY:-}
+mkdir -p "$out"
+
+if ! command -v clang >/dev/null 2>&1; then
+  echo "fuzz.sh: clang is not installed (apt-get install clang): cannot build the libFuzzer harnesses" >&2
+  exit 2
+fi
+
+names=(lr_http lr_conn)
+[ -n "$only" ] && names=("$only")
+declare -A sources=([lr_http]="lr_http.c" [lr_conn]="lr_http.c lr_conn.c")
+declare -A corpus=([lr_http]=fuzz_corpus [lr_conn]=fuzz_corpus_conn)
+declare -A max_len=([lr_http]=70000 [lr_conn]=200000)
+
+start=$(date +%s%N)
+elapsed() { local ms=$(( ($(date +%s%N) - start) / 1000000 )); printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100)); }
+for name in "${names[@]}"; do
+  srcs=()
+  for s in ${sources[$name]} "fuzz_$name.c"; do srcs+=("$here/$s"); done
+  if ! clang -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+      ${LAMBDARIC_FUZZ_CFLAGS:-} -I"$here" "${srcs[@]}" -o "$out/fuzz_$name"; then
+    echo "fuzz.sh: building fuzz_$name failed" >&2
+    exit 2
+  fi
+  mkdir -p "$out/corpus_$name"
+  cp -n "$here/${corpus[$name]}"/* "$out/corpus_$name/" 2>/dev/null || true
+done
+echo "fuzz.sh: built ${names[*]} in $(elapsed)"
+
+run() { # name seconds: one harness; its whole output goes to $out/$name.log
+  "$out/fuzz_$1" -max_total_time="$2" -max_len="${max_len[$1]}" -timeout=20 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus_$1" >"$out/$1.log" 2>&1
+}
+
+declare -A status
+if [ "${#names[@]}" -gt 1 ] && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
+  declare -A pids
+  for name in "${names[@]}"; do
+    run "$name" "$seconds" &
+    pids[$name]=$!
+  done
+  for name in "${names[@]}"; do
+    if wait "${pids[$name]}"; then status[$name]=0; else status[$name]=$?; fi
+  done
+else
+  each=$(( seconds / ${#names[@]} ))
+  [ "$each" -ge 1 ] || each=1
+  for name in "${names[@]}"; do
+    if run "$name" "$each"; then status[$name]=0; else status[$name]=$?; fi
+  done
+fi
+
+failed=0
+for name in "${names[@]}"; do
+  log="$out/$name.log"
+  if [ "${status[$name]}" -ne 0 ]; then
+    failed=1
+    echo "=== fuzz_$name FAILED (exit ${status[$name]}); the end of $log:"
+    tail -n 60 "$log"
+    ls "$out"/crash-* "$out"/timeout-* "$out"/oom-* "$out"/leak-* 2>/dev/null || true
+  else
+    echo "=== fuzz_$name: $(grep -E '^Done ' "$log" | tail -n 1)"
+    grep -E '^stat::' "$log" | sed 's/^/    /'
+    echo "    corpus: $(ls "$out/corpus_$name" | wc -l) inputs in $out/corpus_$name"
+  fi
+done
+echo "fuzz.sh: $([ "$failed" = 0 ] && echo "no crash" || echo "CRASHED") ($(elapsed) in all)"
+exit "$failed"
