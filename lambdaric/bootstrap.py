@@ -71,6 +71,9 @@ def flush_std_streams() -> None:
 class Runtime:
     """One runtime process: a transport, a handler, and the loop between them."""
 
+    #: write ``_X_AMZN_TRACE_ID`` per invoke (not under Managed Instances: invokes overlap)
+    trace_env = True
+
     def __init__(self, transport: Transport, environ: Dict[str, str], sink: logsink.StreamSink) -> None:
         self.transport = transport
         self.environ = environ
@@ -136,10 +139,11 @@ class Runtime:
         if inv.deadline_problem:
             say(inv.deadline_problem)
         logsink.begin_invoke(inv.request_id, inv.tenant_id)
-        if inv.trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
-        else:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        if self.trace_env:
+            if inv.trace_id:
+                os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
+            else:
+                os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             try:
                 context = LambdaContext(inv, self.static, self.sink.context_log)
@@ -254,6 +258,10 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     """Run the runtime until it must exit; returns the exit code."""
     env = dict(os.environ if environ is None else environ)
     address = env["AWS_LAMBDA_RUNTIME_API"]
+    if env.get("AWS_LAMBDA_MAX_CONCURRENCY", "0") not in ("", "0"):
+        from .concurrency import run_managed_instances  # Lambda Managed Instances: N pollers
+
+        return run_managed_instances(handler_name, env)
     try:
         transport = create(address, user_agent(), env.get("LAMBDARIC_TRANSPORT"))
     except (ValueError, RuntimeError) as exc:

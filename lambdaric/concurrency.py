@@ -1,0 +1,587 @@
+"""Lambda Managed Instances: one runtime serving N invokes at once (``AWS_LAMBDA_MAX_CONCURRENCY=N``).
+
+Lambda refuses an invoke when no poller of the environment is waiting on ``/next``, so the
+runtime keeps N pollers, each with its own connection to the Runtime API and its own
+blocking ``/next`` loop. ``LAMBDARIC_CONCURRENCY_MODE`` picks how they run:
+
+``process`` (the default, as the managed Python runtime)
+    A supervisor forks N workers *before* the handler is imported; each worker imports it,
+    connects and polls. Forking before the import is deliberate: whatever the function
+    opens at import time (database connections, sockets, threads) then belongs to one
+    worker and is never shared by processes that would corrupt each other's streams, and
+    a replacement worker starts from the same clean state as the first ones. The
+    supervisor is single-threaded and never runs user code. It knows which request each
+    worker holds (a shared memory slot per worker: no syscall per invoke), so when a
+    worker dies mid-invoke (``os._exit``, a signal, a segfault) it posts
+    ``Runtime.ExitError`` for that request and forks a replacement. A slot whose workers
+    die ``DEATHS_PER_SLOT`` times within ``DEATH_WINDOW`` seconds is given up; the
+    supervisor exits non-zero when no worker is left. SIGTERM (and SIGINT) is forwarded
+    to every worker and the supervisor waits for them, then dies of the same signal.
+    Workers kill themselves if the supervisor disappears (no orphans).
+``thread``
+    One process imports the handler once; N threads poll, each with its own transport.
+    For handlers that release the GIL (I/O) and share state on purpose.
+``asyncio``
+    As ``thread``, but coroutine results of ``async def`` handlers run on ONE event loop
+    shared by all pollers (so loop-bound clients made at import work), many invokes in
+    flight in one process. The loop is the main thread's event loop during init (a module
+    may ``run_until_complete`` on it), then runs on its own thread. Sync handlers run on
+    the poller threads.
+
+In every mode: no ``_X_AMZN_TRACE_ID`` writes (one process-wide variable cannot hold N
+trace ids; request, tenant and trace ids live in contextvars, see :func:`current_trace_id`),
+``/next`` failures back off and retry (5 tries, 0.1 s doubling, as the official client)
+before a poller gives up, a failed POST is logged and the poller carries on, and only one
+``/init/error`` is posted (a 403 for it means another poller got further: not an error).
+With ``_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET`` set, each worker process connects two
+stream sockets to that unix socket and puts them on fd 1 and fd 2 (in the thread modes the
+one process does it once).
+
+This module is imported only when ``AWS_LAMBDA_MAX_CONCURRENCY`` is set.
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import logsink, marshal, protocol
+from .bootstrap import EXIT_ERROR, Runtime, RuntimeExit, _error_body, _exit_code, _os_error_text, flush_std_streams, say, user_agent
+from .errors import report_fault
+from .transport import TransportError, create
+
+MODES = ("process", "thread", "asyncio")
+#: Delays between the 5 tries of a failed ``GET /next`` (the official client's schedule).
+NEXT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)
+#: A worker slot is given up when its workers died this many times ...
+DEATHS_PER_SLOT = 5
+#: ... within this many seconds.
+DEATH_WINDOW = 60.0
+#: The unix socket each worker connects its stdout and stderr to (Managed Instances).
+LOG_SOCKET_VAR = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
+
+trace_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_trace_id", default=None)
+
+
+def current_trace_id() -> "Optional[str]":
+    """The X-Ray trace header of the invoke this code runs for (``_X_AMZN_TRACE_ID`` is not
+    written under Managed Instances, where invokes overlap)."""
+    return trace_id_var.get()
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+def max_concurrency(raw: str) -> int:
+    """``AWS_LAMBDA_MAX_CONCURRENCY`` as a number of pollers; ValueError with a clear message."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1 or int(text) > 4096:
+        raise ValueError("AWS_LAMBDA_MAX_CONCURRENCY must be a whole number from 1 to 4096, not %r" % raw[:50])
+    return int(text)
+
+
+def concurrency_mode(environ: "Dict[str, str]") -> str:
+    mode = (environ.get("LAMBDARIC_CONCURRENCY_MODE") or "process").strip().lower()
+    if mode not in MODES:
+        raise ValueError(
+            "LAMBDARIC_CONCURRENCY_MODE must be one of %s, not %r" % (", ".join(MODES), environ["LAMBDARIC_CONCURRENCY_MODE"][:50])
+        )
+    return mode
+
+
+def run_managed_instances(handler_name: str, env: "Dict[str, str]") -> int:
+    """Serve with ``AWS_LAMBDA_MAX_CONCURRENCY`` pollers (any value >= 1: the Managed
+    Instances behaviour does not depend on N); returns the exit code."""
+    try:
+        n = max_concurrency(env["AWS_LAMBDA_MAX_CONCURRENCY"])
+        mode = concurrency_mode(env)
+    except ValueError as exc:
+        say(str(exc))
+        return 2
+    log_socket = env.pop(LOG_SOCKET_VAR, None)
+    os.environ.pop(LOG_SOCKET_VAR, None)  # the function's own subprocesses must not connect to it
+    telemetry_fd = logsink.telemetry_fd_from(env)
+    if mode == "process":
+        return Supervisor(handler_name, env, n, log_socket, telemetry_fd).run()
+    return run_threads(handler_name, env, n, mode, log_socket, telemetry_fd)
+
+
+def redirect_output(path: str) -> None:
+    """Connect two stream sockets to the unix socket ``path`` and put them on fd 1 and 2.
+    On failure, say why and keep the current stdout and stderr (never lose the output)."""
+    import _socket
+
+    flush_std_streams()
+    socks = []
+    try:
+        for _ in (1, 2):
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.connect(path)
+        os.dup2(socks[0].fileno(), 1)
+        os.dup2(socks[1].fileno(), 2)
+    except OSError as exc:
+        say("cannot connect stdout and stderr to %s=%s: %s; keeping them as they are" % (LOG_SOCKET_VAR, path, _os_error_text(exc)))
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+# ---------------------------------------------------------------------------------- one poller
+
+
+class WorkerRuntime(Runtime):
+    """A :class:`~lambdaric.bootstrap.Runtime` for one poller under Managed Instances: no
+    ``_X_AMZN_TRACE_ID`` writes, ``/next`` retried with backoff, failed POSTs logged but not
+    fatal, at most one ``/init/error`` among workers (``init_token``), coroutines on a
+    shared loop (``shared_loop``, asyncio mode)."""
+
+    trace_env = False
+
+    def __init__(
+        self,
+        transport: "Any",
+        environ: "Dict[str, str]",
+        sink: "logsink.StreamSink",
+        init_token: "Optional[Callable[[], bool]]" = None,
+        shared_loop: "Any" = None,
+    ) -> None:
+        super().__init__(transport, environ, sink)
+        self.init_token = init_token
+        self.shared_loop = shared_loop
+        self.init_reported = False  # this poller posted /init/error
+
+    def next_invocation(self) -> "protocol.Invocation":
+        problem = ""
+        for delay in NEXT_RETRY_DELAYS + (None,):
+            try:
+                return self.transport.next()
+            except TransportError as exc:
+                problem = "cannot reach the Runtime API at %s: %s" % (exc.endpoint, _os_error_text(exc.cause))
+            except protocol.ProtocolError as exc:
+                problem = "invalid answer from the Runtime API at %s: %s" % (self.transport_address, exc)
+            if delay is None:
+                say("GET /next: %s; giving up after %d attempts" % (problem, len(NEXT_RETRY_DELAYS) + 1))
+                raise RuntimeExit(1)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def call(self, what: str, fn: "Callable[..., Any]", *args: "Any") -> "Any":
+        try:
+            return Runtime.call(self, what, fn, *args)
+        except RuntimeExit:
+            if what == "POST /init/error":
+                raise
+            return 0, b""  # said why already; the other invokes go on
+
+    def check_answer(self, call: str, request_id: str, status: int, answer: bytes) -> None:
+        if status:  # 0: the call failed and said so
+            say("%s for %s answered %d: %s" % (call, request_id, status, protocol.error_message_from_body(answer)))
+
+    def init_failed(self, report: "Any") -> "Any":
+        if self.init_token is None or self.init_token():
+            self.init_reported = True
+            Runtime.init_failed(self, report)
+        # another worker reports the init error: log ours, post nothing
+        logsink.log_init_warning(self.sink, _init_warning())
+        logsink.log_uncaught(self.sink, report.error)
+        flush_std_streams()
+        raise RuntimeExit(1)
+
+    def handle(self, inv: "protocol.Invocation") -> None:
+        token = trace_id_var.set(inv.trace_id)
+        try:
+            Runtime.handle(self, inv)
+        finally:
+            trace_id_var.reset(token)
+
+    def run_async(self, awaitable: "Any") -> "Any":
+        loop = self.shared_loop
+        if loop is None:
+            return Runtime.run_async(self, awaitable)
+        import asyncio
+
+        ids = (logsink.current_request_id(), logsink.current_tenant_id(), trace_id_var.get())
+
+        async def invoke() -> "Any":
+            # the task's context is a copy of this thread's already; set them anyway, so the
+            # ids never depend on how the loop copies contexts
+            logsink.request_id_var.set(ids[0])
+            logsink.tenant_id_var.set(ids[1])
+            trace_id_var.set(ids[2])
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(invoke(), loop).result()
+
+    def poll(self, on_take: "Optional[Callable[[protocol.Invocation], None]]" = None,
+             on_done: "Optional[Callable[[], None]]" = None, survive_exit: bool = False) -> None:
+        """The poller's loop; returns never (RuntimeExit when ``/next`` gave up).
+        ``survive_exit``: a handler's ``sys.exit()`` (reported already) ends only that invoke."""
+        while True:
+            inv = self.next_invocation()
+            if on_take is not None:
+                on_take(inv)
+            try:
+                self.handle(inv)
+            except RuntimeExit:
+                pass  # an answer failed (said already): under Managed Instances the others go on
+            except SystemExit:
+                if not survive_exit:
+                    raise
+            finally:
+                if on_done is not None:
+                    on_done()
+
+
+def _init_warning() -> str:
+    from .bootstrap import INIT_WARNING
+
+    return INIT_WARNING
+
+
+def _make_runtime(env: "Dict[str, str]", sink: "logsink.StreamSink", **kwargs: "Any") -> WorkerRuntime:
+    """A poller's runtime with its own transport (connection): transports hold per-connection
+    state and are never shared between pollers."""
+    transport = create(env["AWS_LAMBDA_RUNTIME_API"], user_agent(), env.get("LAMBDARIC_TRANSPORT"))
+    return WorkerRuntime(transport, env, sink, **kwargs)
+
+
+# ---------------------------------------------------------------------------------- thread modes
+
+
+def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
+                log_socket: "Optional[str]", telemetry_fd: "Optional[int]") -> int:
+    """``thread`` and ``asyncio`` modes: init once, then N poller threads; the main thread
+    waits (and runs signal handlers). A poller that gives up ends the process."""
+    import threading
+
+    if log_socket:
+        redirect_output(log_socket)
+    sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=telemetry_fd)
+    try:
+        first = _make_runtime(env, sink)
+    except (ValueError, RuntimeError) as exc:
+        say(str(exc))
+        return 2
+    logsink.install_when_imported(sink)
+    logsink.setup_output()
+    loop = None
+    if mode == "asyncio":
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # the module may use it during init
+        first.shared_loop = loop
+    try:
+        first.init(handler_name)
+    except RuntimeExit as exc:
+        return exc.code
+    if loop is not None:
+        threading.Thread(target=loop.run_forever, name="lambdaric-asyncio", daemon=True).start()
+    ended: "List[int]" = []
+    done = threading.Event()
+
+    def poller(runtime: WorkerRuntime) -> None:
+        code = 1
+        try:
+            runtime.poll(survive_exit=True)
+        except RuntimeExit as exc:
+            code = exc.code
+        except BaseException as exc:  # pragma: no cover - a bug: say it, end the process
+            say("poller failed: %s: %s" % (type(exc).__name__, exc))
+        ended.append(code)
+        done.set()
+
+    runtimes = [first] + [_make_runtime(env, sink, shared_loop=loop) for _ in range(n - 1)]
+    for i, runtime in enumerate(runtimes):
+        runtime.handler = first.handler
+        threading.Thread(target=poller, args=(runtime,), name="lambdaric-poller-%d" % i, daemon=True).start()
+    done.wait()
+    flush_std_streams()
+    return ended[0]
+
+
+# ---------------------------------------------------------------------------------- process mode
+
+_STARTING, _READY, _BUSY, _INIT_REPORTED = 0, 1, 2, 3
+_SLOT = 1024  # bytes per worker: state, length (2 bytes), request id NUL invocation id
+
+_SIGNAL_NAMES = {
+    1: "hangup", 2: "interrupt", 3: "quit", 4: "illegal instruction", 6: "aborted", 7: "bus error",
+    8: "floating point exception", 9: "killed", 11: "segmentation fault", 13: "broken pipe", 15: "terminated",
+}
+
+
+def describe_status(status: int) -> "Tuple[int, str]":
+    """(exit code or -signal, Lambda's words for it: ``exit status 3``, ``signal: killed``)."""
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return code, "exit status %d" % code
+    return code, "signal: %s" % _SIGNAL_NAMES.get(-code, "signal %d" % -code)
+
+
+class Slots:
+    """Which request each worker holds, in memory shared with the supervisor: written by the
+    worker around each invoke (two slice stores, no syscall), read by the supervisor when
+    the worker has died."""
+
+    def __init__(self, n: int) -> None:
+        import mmap
+
+        self.map = mmap.mmap(-1, n * _SLOT)  # anonymous, MAP_SHARED: survives fork
+
+    def state(self, index: int) -> int:
+        return self.map[index * _SLOT]
+
+    def set_state(self, index: int, state: int) -> None:
+        self.map[index * _SLOT] = state
+
+    def hold(self, index: int, inv: "protocol.Invocation") -> None:
+        data = inv.request_id.encode("latin-1")
+        if inv.invocation_id:
+            extra = b"\0" + inv.invocation_id.encode("latin-1", "replace")
+            if len(data) + len(extra) <= _SLOT - 3:
+                data += extra
+        at = index * _SLOT
+        self.map[at + 3 : at + 3 + len(data)] = data
+        self.map[at + 1 : at + 3] = len(data).to_bytes(2, "big")
+        self.map[at] = _BUSY  # last: the supervisor never sees a half-written id as held
+
+    def held(self, index: int) -> "Optional[Tuple[str, Optional[str]]]":
+        at = index * _SLOT
+        if self.map[at] != _BUSY:
+            return None
+        size = int.from_bytes(self.map[at + 1 : at + 3], "big")
+        request_id, _, invocation_id = bytes(self.map[at + 3 : at + 3 + size]).partition(b"\0")
+        return request_id.decode("latin-1"), invocation_id.decode("latin-1") or None
+
+
+class Supervisor:
+    """The parent of the process mode (see module docstring)."""
+
+    def __init__(self, handler_name: str, env: "Dict[str, str]", n: int,
+                 log_socket: "Optional[str]", telemetry_fd: "Optional[int]") -> None:
+        self.handler_name = handler_name
+        self.env = env
+        self.n = n
+        self.log_socket = log_socket
+        self.telemetry_fd = telemetry_fd
+        self.slots = Slots(n)
+        self.pids: "Dict[int, int]" = {}  # pid -> slot
+        self.deaths: "List[List[float]]" = [[] for _ in range(n)]
+        self.parent = os.getpid()
+        self.stopping = 0  # the signal being forwarded, once one came
+        self.ending = False  # init failed: the workers are being stopped
+        self.ever_ready = False
+        self.exit_code = 0
+        # one byte: the worker that reads it posts /init/error, the others stay quiet
+        self.token_r, token_w = os.pipe()
+        os.write(token_w, b"x")
+        os.close(token_w)
+        os.set_blocking(self.token_r, False)
+        # held open by the supervisor only: EOF tells a worker that it is gone
+        self.life_r, self.life_w = os.pipe()
+
+    # ---- running
+
+    def run(self) -> int:
+        import _signal
+
+        for signum in (_signal.SIGTERM, _signal.SIGINT):
+            _signal.signal(signum, self._on_signal)
+        for index in range(self.n):
+            self.start(index)
+        while self.pids:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:  # pragma: no cover - no child left that we knew of
+                break
+            index = self.pids.pop(pid, None)
+            if index is not None:  # else: an orphan reparented to us (we are PID 1): reaped
+                self.on_death(index, status)
+        flush_std_streams()
+        if self.stopping:
+            _die_of(self.stopping)
+        return self.exit_code
+
+    def start(self, index: int) -> None:
+        self.slots.set_state(index, _STARTING)
+        flush_std_streams()  # or the child would write our buffered output again
+        pid = os.fork()
+        if pid == 0:
+            self._child(index)  # never returns
+        self.pids[pid] = index
+        if self.stopping:  # the signal came while forking
+            _kill(pid, self.stopping)
+
+    def _on_signal(self, signum: int, _frame: "Any") -> None:
+        if os.getpid() != self.parent:  # a worker before it reset its handlers: as SIG_DFL
+            _die_of(signum)
+        self.stopping = signum
+        for pid in list(self.pids):
+            _kill(pid, signum)
+
+    def on_death(self, index: int, status: int) -> None:
+        code, how = describe_status(status)
+        state = self.slots.state(index)
+        held = self.slots.held(index)
+        self.slots.set_state(index, _STARTING)
+        self.ever_ready = self.ever_ready or state in (_READY, _BUSY) or any(
+            self.slots.state(i) in (_READY, _BUSY) for i in self.pids.values()
+        )
+        if held is not None:
+            self.report(held[0], held[1], how)
+        if self.stopping or self.ending:
+            return
+        if not self.ever_ready:
+            # init failed: not replaced; once the worker that posted /init/error is done,
+            # the environment cannot start (the others may still be importing): end them
+            self.exit_code = code if code > 0 else 1
+            if state != _INIT_REPORTED and code != 1:  # not an init error it logged: say how it ended
+                say("worker %d ended during init (%s); not replaced" % (index, how))
+            if state == _INIT_REPORTED:
+                self.ending = True
+                for pid in list(self.pids):
+                    _kill(pid, 15)
+            return
+        now = time.monotonic()
+        deaths = self.deaths[index] = [t for t in self.deaths[index] if now - t < DEATH_WINDOW] + [now]
+        if len(deaths) >= DEATHS_PER_SLOT:
+            left = len(self.pids)
+            say("worker %d ended (%s): %d deaths within %d s, not replaced; %d worker(s) left"
+                % (index, how, len(deaths), int(DEATH_WINDOW), left))
+            if not left:
+                self.exit_code = code if code > 0 else 1
+            return
+        say("worker %d ended (%s)%s; starting another" % (index, how, " holding %s" % held[0] if held else ""))
+        self.start(index)
+
+    def report(self, request_id: str, invocation_id: "Optional[str]", how: str) -> None:
+        """Post Runtime.ExitError for the request a dead worker held (one attempt: a worker
+        that died during a shutdown must not hold the supervisor up)."""
+        report = report_fault(
+            EXIT_ERROR, "RequestId: %s Error: Runtime exited with error: %s" % (request_id, how), request_id
+        )
+        sink = logsink.StreamSink(logsink.LogConfig(self.env), telemetry_fd=self.telemetry_fd)
+        logsink.log_uncaught(sink, report.error)
+        flush_std_streams()
+        cause = marshal.dumps_ascii(report.xray_cause())
+        transport = None
+        try:
+            transport = create(self.env["AWS_LAMBDA_RUNTIME_API"], user_agent(), self.env.get("LAMBDARIC_TRANSPORT"))
+            status, answer = transport.fail(
+                request_id, _error_body(report), report.error_type,
+                cause if len(cause) < protocol.MAX_XRAY_CAUSE else None, invocation_id,
+            )
+            if status != 202:
+                say("POST /error for %s answered %d: %s" % (request_id, status, protocol.error_message_from_body(answer)))
+        except (TransportError, protocol.ProtocolError, ValueError, RuntimeError) as exc:
+            say("POST /error for %s failed: %s" % (request_id, exc))
+        finally:
+            if transport is not None:
+                transport.close()  # no connection of ours may be inherited by the next worker
+
+    # ---- a worker
+
+    def _child(self, index: int) -> None:
+        code = 1
+        try:
+            import _signal
+
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+            os.close(self.life_w)
+            code = self._serve(index)
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except BaseException as exc:  # pragma: no cover - a bug: say it
+            say("worker %d failed: %s: %s" % (index, type(exc).__name__, exc))
+        finally:
+            try:
+                import atexit
+
+                atexit._run_exitfuncs()  # the function's atexit hooks, as at a normal exit
+            finally:
+                flush_std_streams()
+                os._exit(code)
+
+    def _serve(self, index: int) -> int:
+        _watch_parent(self.life_r)
+        if self.log_socket:
+            redirect_output(self.log_socket)
+        env = self.env
+        sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=self.telemetry_fd)
+        try:
+            runtime = _make_runtime(env, sink, init_token=self._take_token)
+        except (ValueError, RuntimeError) as exc:
+            say(str(exc))
+            return 2
+        logsink.install_when_imported(sink)
+        logsink.setup_output()
+        slots = self.slots
+        try:
+            runtime.init(self.handler_name)
+        except RuntimeExit as exc:
+            if runtime.init_reported:
+                slots.set_state(index, _INIT_REPORTED)
+            return exc.code
+        slots.set_state(index, _READY)
+        try:
+            runtime.poll(lambda inv: slots.hold(index, inv), lambda: slots.set_state(index, _READY))
+        except RuntimeExit as exc:
+            return exc.code
+        return 0  # pragma: no cover - poll never returns
+
+    def _take_token(self) -> bool:
+        try:
+            return os.read(self.token_r, 1) == b"x"
+        except BlockingIOError:
+            return False
+
+
+def _watch_parent(life_r: int) -> None:
+    """In a worker: when the supervisor is gone (EOF on the pipe only it writes to), end:
+    SIGTERM first (the function's handler, the log flush), SIGKILL 2 s later."""
+    import _thread
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(life_r, 1):
+                    break
+            except InterruptedError:  # pragma: no cover
+                continue
+            except OSError:
+                break
+        flush_std_streams()
+        _kill(os.getpid(), 15)
+        time.sleep(2.0)
+        _kill(os.getpid(), 9)
+
+    _thread.start_new_thread(watch, ())
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_of(signum: int) -> None:
+    """End this process with ``signum`` as its status (as PID 1, which cannot die of a
+    signal it sends itself, exit 128 + signum as a shell would show it)."""
+    import _signal
+
+    flush_std_streams()
+    if os.getpid() == 1:
+        os._exit(128 + signum)
+    _signal.signal(signum, _signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(1.0)  # pragma: no cover - the signal is delivered before this ends
+    os._exit(128 + signum)  # pragma: no cover
