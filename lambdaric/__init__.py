@@ -24,6 +24,15 @@ def register_after_restore(func: "Callable[..., Any]", *args: "Any", **kwargs: "
     return register(func, *args, **kwargs)
 
 
+def on_shutdown(fn: "Callable[[], Any]") -> "Callable[[], Any]":
+    """Run ``fn()`` once when the runtime shuts down (SIGTERM, or a normal exit); newest
+    first; returns ``fn``, so it works as a decorator. Registered during init, it also has
+    Lambda send SIGTERM (a no-op extension). See :mod:`lambdaric.shutdown`."""
+    from .shutdown import on_shutdown as register
+
+    return register(fn)
+
+
 def streaming_handler(fn: "Callable[..., Any]") -> "Callable[..., Any]":
     """Response streaming: ``fn(event, context, stream)`` writes its response to ``stream``
     (a ``lambdaric.ResponseStream``) as it goes. See :mod:`lambdaric.streaming`."""

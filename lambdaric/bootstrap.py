@@ -276,6 +276,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     runtime = Runtime(transport, env, sink)
     try:
         runtime.init(handler_name)
+        _sigterm_extension(env, address)
         if env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
             from .snapstart import restore
 
@@ -284,4 +285,24 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     except RuntimeExit as exc:
         return exc.code
     finally:
+        shutdown = sys.modules.get("lambdaric.shutdown")
+        if shutdown is not None:  # on_shutdown callbacks on a normal exit (SIGTERM: logsink)
+            shutdown.run_callbacks()
         flush_std_streams()
+
+
+def _sigterm_extension(env: Dict[str, str], address: str) -> None:
+    """Register the no-op extension that makes Lambda send SIGTERM (lambdaric.shutdown),
+    during init, when asked for or when on_shutdown callbacks were registered. Not under
+    SnapStart: its connection would not survive the snapshot."""
+    choice = env.get("LAMBDARIC_SIGTERM_EXTENSION")
+    if choice == "0" or (not choice and "lambdaric.shutdown" not in sys.modules):
+        return
+    from . import shutdown
+
+    if not shutdown.wanted(env):
+        return
+    if env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        say("the SIGTERM extension is not registered under SnapStart (it would not survive the snapshot)")
+        return
+    shutdown.start_extension(address, user_agent())

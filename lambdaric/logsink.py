@@ -299,20 +299,32 @@ def buffer_stdout() -> None:
 
 
 def flush_on_sigterm() -> None:
-    """With SIGTERM at its default (the process just dies), flush stdout and stderr first,
-    then die of the same signal, so the exit status is unchanged. A handler the function
+    """With SIGTERM at its default (the process just dies), run the ``on_shutdown``
+    callbacks (:mod:`lambdaric.shutdown`, when used), flush stdout and stderr, then die of
+    the same signal, so the exit status is unchanged. As PID 1 (a container without an
+    init) a process cannot die of a signal it sends itself (the kernel drops it), so it
+    exits with the status a shell would show, 128 + 15 = 143. A handler the function
     installs replaces this one."""
     import _signal
 
     if _signal.getsignal(_signal.SIGTERM) != _signal.SIG_DFL:
         return
+    started = []
 
     def on_sigterm(signum: int, _frame: "Any") -> None:
+        if started:  # a second SIGTERM while the callbacks run: let them finish
+            return
+        started.append(signum)
+        shutdown = sys.modules.get("lambdaric.shutdown")
+        if shutdown is not None:
+            shutdown.run_on_sigterm()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # e.g. a reentrant flush: the signal came in mid-write
                 pass
+        if os.getpid() == 1:
+            os._exit(128 + signum)
         _signal.signal(signum, _signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 

@@ -43,6 +43,11 @@ NEXT_PATH = BASE + "/runtime/invocation/next"
 RESTORE_NEXT_PATH = BASE + "/runtime/restore/next"
 INIT_ERROR_PATH = BASE + "/runtime/init/error"
 RESTORE_ERROR_PATH = BASE + "/runtime/restore/error"
+# The Extensions API, on the same address (lambdaric registers a no-op extension for SIGTERM).
+EXTENSION_REGISTER_PATH = "/2020-01-01/extension/register"
+EXTENSION_NEXT_PATH = "/2020-01-01/extension/event/next"
+#: The ``Lambda-Extension-Identifier`` the register route answers with.
+EXTENSION_ID = "8f2b6c1e-4d3a-4b5c-9e7f-0a1b2c3d4e5f"
 
 DEFAULT_ARN = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
 
@@ -206,8 +211,13 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """next | response | error | init_error | restore_next | restore_error | other."""
+        """next | response | error | init_error | restore_next | restore_error | extension_register |
+        extension_next | other."""
         r = self.route
+        if r == EXTENSION_REGISTER_PATH:
+            return "extension_register"
+        if r == EXTENSION_NEXT_PATH:
+            return "extension_next"
         if r == "/runtime/invocation/next":
             return "next"
         if r == "/runtime/init/error":
@@ -658,11 +668,28 @@ class RuntimeAPI:
             return self._serve_next(sock, req) and keep
         if req.method == "POST" and kind in ("response", "error", "init_error", "restore_error"):
             return self._send_reply(sock, OK_202) and keep
+        if req.method == "POST" and kind == "extension_register":
+            body = {"functionName": TEST_ENV["AWS_LAMBDA_FUNCTION_NAME"],
+                    "functionVersion": TEST_ENV["AWS_LAMBDA_FUNCTION_VERSION"], "handler": ""}
+            return self._send_reply(sock, Reply(200, body, {"Lambda-Extension-Identifier": EXTENSION_ID})) and keep
+        if req.method == "GET" and kind == "extension_next":
+            return self._hold(sock)  # an extension with no events: never answered
         if req.method == "GET" and kind == "restore_next":
             return self._send_reply(sock, Reply(404, {"errorMessage": "SnapStart is not enabled",
                                                       "errorType": "NotFound"})) and keep
         return self._send_reply(sock, Reply(404, {"errorMessage": "Unknown path %s %s" % (req.method, req.path),
                                                   "errorType": "NotFound"})) and keep
+
+    def _hold(self, sock: socket.socket) -> bool:
+        """Leave a request unanswered until the server stops or the client closes; then close."""
+        while not self._stopping():
+            try:
+                readable, _, _ = select.select([sock], [], [], _POLL)
+            except (OSError, ValueError):
+                return False
+            if readable:
+                return False  # closed (or sent more, which an extension waiting on event/next never does)
+        return False
 
     def _serve_next(self, sock: socket.socket, req: Request) -> bool:
         with self._cond:
