@@ -270,6 +270,8 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
         return 2
     logsink.install_when_imported(sink)
     logsink.setup_output()
+    if n > 1:
+        logsink.overlapping_invokes()  # no process-wide request id: it would name another invoke
     loop = None
     if mode == "asyncio":
         import asyncio

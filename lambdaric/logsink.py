@@ -11,7 +11,10 @@ format, and a function that never logs never pays for it.
 The request id shown in each record comes from a contextvar set around each invoke,
 with a process-wide fallback for threads the handler starts (threads do not inherit
 contextvars); both are cleared when the invoke ends, so a late log line from a
-background thread never carries a stale id.
+background thread never carries a stale id. Where several invokes run at once in one
+process (Managed Instances' thread and asyncio modes) there is no fallback
+(:func:`overlapping_invokes`): such a thread's line carries no id rather than another
+invoke's.
 """
 from __future__ import annotations
 
@@ -26,18 +29,30 @@ if TYPE_CHECKING:  # pragma: no cover
 
 request_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_request_id", default=None)
 tenant_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_tenant_id", default=None)
-# The invoke in progress, for threads that did not inherit the contextvar.
+# The invoke in progress, for threads that did not inherit the contextvar (only while
+# one invoke at a time runs in this process: see overlapping_invokes).
 _current_request_id: "Optional[str]" = None
 _current_tenant_id: "Optional[str]" = None
+_fallback = True
 
 _LEVEL_ALIASES = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}
 _LEVEL_NUMBERS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10, "NOTSET": 0}
 
 
+def overlapping_invokes() -> None:
+    """Several invokes run at once in this process from now on: drop the process-wide
+    fallback, which would hold whichever invoke began last (a line logged by a thread one
+    handler started would carry another invoke's id)."""
+    global _fallback, _current_request_id, _current_tenant_id
+    _fallback = False
+    _current_request_id = _current_tenant_id = None
+
+
 def begin_invoke(request_id: str, tenant_id: "Optional[str]") -> None:
     global _current_request_id, _current_tenant_id
-    _current_request_id = request_id
-    _current_tenant_id = tenant_id
+    if _fallback:
+        _current_request_id = request_id
+        _current_tenant_id = tenant_id
     request_id_var.set(request_id)
     tenant_id_var.set(tenant_id)
 

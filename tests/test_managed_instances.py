@@ -461,3 +461,55 @@ def test_emulator_worker_killed_then_replaced(lambdaric_env):
             t.join(30)
         assert sorted(results) == [1, 2] and time.monotonic() - started < 1.8
         assert emu.stdout().count(b"Init Duration") == 1  # the same runtime, a replaced worker
+
+
+# ------------------------------------------------------------------------------ request ids of background threads
+
+BACKGROUND_LOGGER = """
+import asyncio, logging, threading, time
+
+def log_from_thread(i):
+    t = threading.Thread(target=lambda: logging.getLogger().warning("bg %s", i))
+    t.start()
+    t.join()
+
+def handler(event, context):
+    time.sleep(0.5)  # both invokes are in flight by now
+    log_from_thread(event["i"])
+    logging.getLogger().warning("fg %s", event["i"])
+    return event["i"]
+
+async def async_handler(event, context):
+    await asyncio.sleep(0.5)
+    log_from_thread(event["i"])
+    logging.getLogger().warning("fg %s", event["i"])
+    return event["i"]
+"""
+
+
+def id_columns(stdout: bytes) -> Dict[str, str]:
+    """``bg N`` / ``fg N`` -> the request id column of its text log record."""
+    found = {}
+    for line in stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == "[WARNING]":
+            found[parts[3]] = parts[2]
+    return found
+
+
+@pytest.mark.parametrize("mode,handler", MODES)
+def test_background_thread_never_gets_another_invokes_id(lambdaric_env, mode, handler):
+    """Threads do not inherit the invoke's contextvar; the process-wide fallback id would name
+    whichever invoke began last. With invokes overlapping in one process (thread, asyncio) the
+    thread's line carries no id; in process mode each worker has one invoke at a time, so it
+    keeps the fallback (its own id), as the classic loop and the official client do."""
+    with RuntimeAPI() as api, Started(api, {"app.py": BACKGROUND_LOGGER}, handler, lmi_env(lambdaric_env, 2, mode)) as rt:
+        api.wait_idle(2, timeout=20)
+        api.push(Event(b'{"i": 0}', request_id="r0"), Event(b'{"i": 1}', request_id="r1"))
+        posts = api.wait_for_posts(2, timeout=20)
+        assert sorted(p.body for p in posts) == [b"0", b"1"]
+        api.wait_idle(2, timeout=10)
+    columns = id_columns(rt.stdout())
+    assert {k: v for k, v in columns.items() if k.startswith("fg")} == {"fg 0": "r0", "fg 1": "r1"}
+    background = {k: v for k, v in columns.items() if k.startswith("bg")}
+    assert background == ({"bg 0": "r0", "bg 1": "r1"} if mode == "process" else {"bg 0": "", "bg 1": ""}), columns
