@@ -25,11 +25,16 @@ emulator instead (see `python -m lambdaric --help` there).
              Defaults to $_HANDLER when not given.
 
 environment:
-  AWS_LAMBDA_RUNTIME_API   host:port of the Runtime API (set by Lambda)
-  LAMBDA_TASK_ROOT         function code folder, put on sys.path with the cwd
-  LAMBDARIC_TRANSPORT      python | native (default: the fastest available)
-  AWS_LAMBDA_LOG_FORMAT    Text (default) | JSON
-  AWS_LAMBDA_LOG_LEVEL     TRACE DEBUG INFO WARN ERROR FATAL
+  AWS_LAMBDA_RUNTIME_API          host:port of the Runtime API (set by Lambda)
+  LAMBDA_TASK_ROOT                code folder, put on sys.path with the cwd
+  LAMBDARIC_TRANSPORT             python | native (default: native when built)
+  LAMBDARIC_MALLOC_TUNE           0: no glibc malloc tuning (native transport)
+  AWS_LAMBDA_LOG_FORMAT           Text (default) | JSON
+  AWS_LAMBDA_LOG_LEVEL            TRACE DEBUG INFO WARN ERROR FATAL
+  AWS_LAMBDA_MAX_CONCURRENCY      N: Managed Instances, N invokes at once
+  LAMBDARIC_CONCURRENCY_MODE      process (default) | thread | asyncio
+  LAMBDARIC_SIGTERM_EXTENSION     1|0: SIGTERM extension (default: on_shutdown)
+  AWS_LAMBDA_INITIALIZATION_TYPE  snap-start: SnapStart hooks (set by Lambda)
 """
 
 

@@ -42,6 +42,22 @@ def test_help_and_version():
     assert out.returncode == 0 and out.stdout.startswith(("lambdaric %s" % lambdaric.__version__).encode())
 
 
+def test_runtime_help_lists_every_setting():
+    """Under Lambda (AWS_LAMBDA_RUNTIME_API set) --help is the runtime's: one line per variable
+    it reads, each within 80 columns."""
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API="127.0.0.1:9")
+    out = subprocess.run([sys.executable, "-m", "lambdaric", "--help"], capture_output=True, cwd=ROOT, env=env, timeout=30)
+    assert out.returncode == 0 and out.stderr == b""
+    lines = out.stdout.decode().splitlines()
+    listed = [line.split()[0] for line in lines[lines.index("environment:") + 1:] if line.strip()]
+    assert listed == [
+        "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDARIC_TRANSPORT", "LAMBDARIC_MALLOC_TUNE",
+        "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_MAX_CONCURRENCY", "LAMBDARIC_CONCURRENCY_MODE",
+        "LAMBDARIC_SIGTERM_EXTENSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+    ]
+    assert max(map(len, lines)) <= 80
+
+
 def test_success_exact_bytes_and_keep_alive(run_runtime):
     files = {"app.py": "def handler(event, context):\n    return {'got': event, 'n': 1}\n"}
     events = [Event(body=b'{"x": 1}', request_id="req-1"), Event(body=b'{"x": 2}', request_id="req-2")]
