@@ -41,10 +41,8 @@
  *   - no endless LR_WAIT once the server has sent everything and shut down;
  *   - a send fails only after the server closed its end, and a failed send inside a stream
  *     is marked `partial` (never "closed before an answer, safe to send again").
- * When lr_unread refuses the bytes behind a chunked body (it does while unread bytes are still
- * buffered), native.py ignores that and carries on with a connection that lost them; so does
- * this harness, with the stream checks off from there on (memory checks go on). Build with
- * -DLR_FUZZ_STRICT_UNREAD to report that as a failure instead.
+ *   - lr_unread always takes back the bytes pulled past a chunked body (this harness found it
+ *     refusing them while other bytes were still buffered, which lost the next answer's head).
  *
  * Other builds: -DLR_FUZZ_MAIN adds a main() that runs the files named on its command line
  * (any compiler, no libFuzzer: native/check_musl.sh replays the seeds so); -DLR_FUZZ_TRACE
@@ -163,7 +161,6 @@ static size_t received(server *s) {
 typedef struct {
     server *s;
     lr_conn *c;
-    int desync; /* lr_unread refused its bytes: the stream position checks are off */
 } ctx;
 
 /* Stream offset of the next byte the caller has not been given yet. */
@@ -208,7 +205,6 @@ static void check_values(ctx *x, size_t at) {
     lr_head h;
     const char *head = x->s->stream + at;
     int i, n;
-    if (x->desync) return;
     CHECK(at + c->head_len <= x->s->len);
     CHECK(c->head_len >= 7 && memcmp(head, "HTTP/1.", 7) == 0);
     n = lr_parse_head(head, c->head_len, &h);
@@ -344,10 +340,8 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
         CHECK((long long)c->body_len <= limit);
         CHECK((c->start == 0 && c->end == 0) || c->start == c->body_off + c->body_len);
         put(body, c->buf + c->body_off, c->body_len);
-        if (!x->desync) {
-            CHECK(at >= c->body_len);
-            CHECK(memcmp(body->p, x->s->stream + at - c->body_len, c->body_len) == 0);
-        }
+        CHECK(at >= c->body_len);
+        CHECK(memcmp(body->p, x->s->stream + at - c->body_len, c->body_len) == 0);
     } else if (rc == LR_BODY_LARGE) {
         char *dst;
         int r;
@@ -363,10 +357,8 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
             return -1;
         }
         CHECK(c->got == 0);
-        if (!x->desync) {
-            CHECK(position(x) == at + c->body_len);
-            CHECK(memcmp(dst, x->s->stream + at, c->body_len) == 0);
-        }
+        CHECK(position(x) == at + c->body_len);
+        CHECK(memcmp(dst, x->s->stream + at, c->body_len) == 0);
         put(body, dst, c->body_len);
         free(dst);
     } else if (rc == LR_BODY_CHUNKED) {
@@ -385,26 +377,17 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
             }
             CHECK(n > 0 && (size_t)n <= pull_size);
             after = position(x);
-            if (!x->desync) {
-                CHECK(after == before + (size_t)n);
-                CHECK(memcmp(pull, x->s->stream + before, (size_t)n) == 0);
-            }
+            CHECK(after == before + (size_t)n);
+            CHECK(memcmp(pull, x->s->stream + before, (size_t)n) == 0);
             done = chunked_feed(&d, body, pull, (size_t)n, &leftover_at);
             if (done < 0) return -1; /* ProtocolError: native.py closes */
             if (done) {
                 size_t left = (size_t)n - leftover_at;
                 if (left) {
-                    int r = lr_unread(c, pull + leftover_at, left); /* native.py ignores the result */
+                    int r = lr_unread(c, pull + leftover_at, left);
                     check_state(x);
-                    if (r == LR_DONE) {
-                        if (!x->desync) CHECK(position(x) == after - left);
-                    } else {
-                        CHECK(r == LR_BAD && c->perr == LR_E_TOO_LARGE);
-#ifdef LR_FUZZ_STRICT_UNREAD
-                        CHECK(!"lr_unread refused the bytes after a chunked body: they are lost");
-#endif
-                        x->desync = 1;
-                    }
+                    CHECK(r == LR_DONE); /* a refusal would lose the next answer's head */
+                    CHECK(position(x) == after - left);
                 }
                 break;
             }
@@ -422,10 +405,8 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
             }
             CHECK(n > 0 && (size_t)n <= pull_size);
             after = position(x);
-            if (!x->desync) {
-                CHECK(after == before + (size_t)n);
-                CHECK(memcmp(pull, x->s->stream + before, (size_t)n) == 0);
-            }
+            CHECK(after == before + (size_t)n);
+            CHECK(memcmp(pull, x->s->stream + before, (size_t)n) == 0);
             put(body, pull, (size_t)n);
             if ((long long)body->len > limit) return -1;
         }
@@ -437,7 +418,6 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
 static void check_head(ctx *x, int rc, size_t begin) {
     lr_conn *c = x->c;
     size_t now = position(x);
-    if (x->desync) return;
     if (rc == LR_DONE) {
         CHECK(now == begin + c->head_len + c->body_len);
     } else {
@@ -568,7 +548,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(c && buf && pull);
     x.s = &s;
     x.c = c;
-    x.desync = 0;
     CHECK(lr_init(c, s.rt, buf, 2 * LR_MAX_HEAD - 1, COMMON, strlen(COMMON), 0) < 0); /* too small: refused */
     CHECK(lr_init(c, s.rt, buf, cap, COMMON, strlen(COMMON), (data[1] & 4) ? 1 : 0) == 0);
 
@@ -581,7 +560,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (rc == LR_BAD) {
                 CHECK(c->perr >= LR_E_STATUS && c->perr <= LR_E_BODY_LIMIT);
                 CHECK(c->error_at >= 0 && c->error_at <= LR_MAX_HEAD);
-                if (!x.desync) CHECK(position(&x) == begin);
+                CHECK(position(&x) == begin);
             }
             break;
         }
@@ -614,7 +593,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             if (rc < 0) {
                 CHECK(rc == LR_CLOSED || rc == LR_OS || rc == LR_BAD);
-                if (rc == LR_BAD && !x.desync) CHECK(position(&x) == begin);
+                if (rc == LR_BAD) CHECK(position(&x) == begin);
                 break;
             }
             check_head(&x, rc, begin);

@@ -380,11 +380,18 @@ long lr_pull(lr_conn *c, char *dst, size_t len) {
     return (long)r;
 }
 
+/* Put back `len` bytes pulled too far (what followed a chunked body) in front of the
+ * bytes still buffered, so the next answer is read from exactly where the body ended. */
 int lr_unread(lr_conn *c, const char *src, size_t len) {
-    if (c->end != c->start || len > c->cap) return bad(c, LR_E_TOO_LARGE, 0);
-    memmove(c->buf, src, len);
-    c->start = 0;
-    c->end = len;
+    size_t keep = c->end - c->start;
+    if (len > c->cap - keep) return bad(c, LR_E_TOO_LARGE, 0);
+    if (len > c->start) { /* no room in front: move the unread bytes back */
+        memmove(c->buf + len, c->buf + c->start, keep);
+        c->start = len;
+        c->end = len + keep;
+    }
+    c->start -= len;
+    memmove(c->buf + c->start, src, len);
     return LR_DONE;
 }
 

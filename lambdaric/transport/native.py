@@ -312,8 +312,8 @@ class NativeTransport:
             while True:
                 leftover = decoder.feed(self._pull_some(call, "inside a chunked body"))
                 if leftover is not None:
-                    if leftover:
-                        lib.lr_unread(self._conn, leftover, len(leftover))
+                    if leftover and lib.lr_unread(self._conn, leftover, len(leftover)) != lib.LR_DONE:
+                        raise ProtocolError("%d bytes after a chunked body do not fit the receive buffer" % len(leftover))
                     return decoder.body()
         except ProtocolError:
             self.close()
