@@ -37,6 +37,15 @@ With ``_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET`` set, each worker process conne
 stream sockets to that unix socket and puts them on fd 1 and fd 2 (in the thread modes the
 one process does it once).
 
+Graceful shutdown (:mod:`lambdaric.shutdown`) works in every mode. The no-op extension that
+has Lambda send SIGTERM is registered once per execution environment, before any poller's
+first ``/next`` (which closes the registration): in the thread modes by the one process
+after init; in process mode by the first worker whose init succeeded (the supervisor never
+imports the handler, so only a worker knows whether it used ``on_shutdown``), while the
+other workers wait for it before their first ``/next`` (:meth:`Supervisor.sigterm_extension`).
+On SIGTERM each process that imported the handler runs its ``on_shutdown`` callbacks once:
+every worker (the supervisor forwards the signal), or the one process.
+
 This module is imported only when ``AWS_LAMBDA_MAX_CONCURRENCY`` is set.
 """
 from __future__ import annotations
@@ -51,7 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import logsink, marshal, protocol
-from .bootstrap import EXIT_ERROR, Runtime, RuntimeExit, _error_body, _exit_code, _os_error_text, flush_std_streams, say, user_agent
+from .bootstrap import (EXIT_ERROR, Runtime, RuntimeExit, _error_body, _exit_code, _os_error_text, _sigterm_extension,
+                        flush_std_streams, say, user_agent)
 from .errors import report_fault
 from .transport import TransportError, create
 
@@ -64,6 +74,9 @@ DEATHS_PER_SLOT = 5
 DEATH_WINDOW = 60.0
 #: The unix socket each worker connects its stdout and stderr to (Managed Instances).
 LOG_SOCKET_VAR = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
+#: Seconds a worker waits for another one to register the SIGTERM extension before its
+#: first ``/next`` (more than the register call's own timeout, 2 s).
+EXTENSION_WAIT = 3.0
 
 trace_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_trace_id", default=None)
 
@@ -283,6 +296,7 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
         first.init(handler_name)
     except RuntimeExit as exc:
         return exc.code
+    _sigterm_extension(env, env["AWS_LAMBDA_RUNTIME_API"])  # once, before any poller's /next
     if loop is not None:
         threading.Thread(target=loop.run_forever, name="lambdaric-asyncio", daemon=True).start()
     ended: "List[int]" = []
@@ -388,6 +402,15 @@ class Supervisor:
         os.set_blocking(self.token_r, False)
         # held open by the supervisor only: EOF tells a worker that it is gone
         self.life_r, self.life_w = os.pipe()
+        # the SIGTERM extension: one byte for the worker that registers it, a shared flag
+        # set once it has (or has decided not to)
+        self.extension_r, extension_w = os.pipe()
+        os.write(extension_w, b"x")
+        os.close(extension_w)
+        os.set_blocking(self.extension_r, False)
+        import mmap
+
+        self.extension_done = mmap.mmap(-1, 1)
 
     # ---- running
 
@@ -532,6 +555,7 @@ class Supervisor:
             if runtime.init_reported:
                 slots.set_state(index, _INIT_REPORTED)
             return exc.code
+        self.sigterm_extension()
         slots.set_state(index, _READY)
         try:
             runtime.poll(lambda inv: slots.hold(index, inv), lambda: slots.set_state(index, _READY))
@@ -539,11 +563,26 @@ class Supervisor:
             return exc.code
         return 0  # pragma: no cover - poll never returns
 
-    def _take_token(self) -> bool:
+    def _take_token(self, fd: "Optional[int]" = None) -> bool:
         try:
-            return os.read(self.token_r, 1) == b"x"
+            return os.read(self.token_r if fd is None else fd, 1) == b"x"
         except BlockingIOError:
             return False
+
+    def sigterm_extension(self) -> None:
+        """In a worker whose init succeeded, before its first ``/next``: the first such worker
+        registers the SIGTERM extension when wanted (on_shutdown used, or
+        LAMBDARIC_SIGTERM_EXTENSION=1); the others wait until it is done, as their ``/next``
+        would close the registration. The extension's connection lives in that worker."""
+        if self._take_token(self.extension_r):
+            try:
+                _sigterm_extension(self.env, self.env["AWS_LAMBDA_RUNTIME_API"])
+            finally:
+                self.extension_done[0] = 1
+            return
+        end = time.monotonic() + EXTENSION_WAIT
+        while not self.extension_done[0] and time.monotonic() < end:
+            time.sleep(0.002)
 
 
 def _watch_parent(life_r: int) -> None:

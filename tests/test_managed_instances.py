@@ -513,3 +513,65 @@ def test_background_thread_never_gets_another_invokes_id(lambdaric_env, mode, ha
     assert {k: v for k, v in columns.items() if k.startswith("fg")} == {"fg 0": "r0", "fg 1": "r1"}
     background = {k: v for k, v in columns.items() if k.startswith("bg")}
     assert background == ({"bg 0": "r0", "bg 1": "r1"} if mode == "process" else {"bg 0": "", "bg 1": ""}), columns
+
+
+# ------------------------------------------------------------------------------ graceful shutdown
+
+SHUTDOWN_APP = """
+import os, sys, time
+import lambdaric
+
+@lambdaric.on_shutdown
+def cleanup():
+    print("cleanup %d" % os.getpid())
+
+def handler(event, context):
+    return os.getpid()
+
+async def async_handler(event, context):
+    return os.getpid()
+"""
+
+
+@pytest.mark.parametrize("mode,handler", MODES)
+def test_shutdown_extension_once_and_callbacks_in_every_process(lambdaric_env, mode, handler):
+    """on_shutdown used during init: the no-op extension is registered once for the environment
+    (by the first worker done with init in process mode), before any poller's first /next
+    (which closes the registration); SIGTERM to the runtime runs the callbacks once in each
+    process that imported the handler (each worker, or the one process), then it dies of it."""
+    n = 3
+    with RuntimeAPI() as api, Started(api, {"app.py": SHUTDOWN_APP}, handler, lmi_env(lambdaric_env, n, mode)) as rt:
+        api.wait_idle(n, timeout=20)
+        api.wait_for(lambda reqs: any(r.kind == "extension_next" for r in reqs), 10, "the extension's event/next")
+        api.push(*[Event(b"{}", request_id="r%d" % i) for i in range(n)])
+        reqs = api.wait_for(lambda reqs: sum(r.kind == "response" for r in reqs) == n, 20, "%d responses" % n)
+        pids = {int(r.body) for r in reqs if r.kind == "response"}
+        api.wait_idle(n, timeout=10)
+        kinds = [r.kind for r in api.requests]
+        assert kinds.count("extension_register") == 1 and kinds.count("extension_next") == 1, kinds
+        assert kinds.index("extension_register") < kinds.index("next"), kinds
+        members = group_members(rt.proc.pid)
+        rt.proc.send_signal(signal.SIGTERM)  # the supervisor (or the one process) only
+        assert rt.wait(10) == -signal.SIGTERM
+    importers = sorted(m for m in members if m != rt.proc.pid) if mode == "process" else [rt.proc.pid]
+    assert len(importers) == (n if mode == "process" else 1)
+    assert pids <= set(importers)
+    lines = sorted(rt.stdout().decode().splitlines())
+    assert lines == sorted("cleanup %d" % pid for pid in importers), rt.stdout()
+    assert rt.stderr() == b""
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+@pytest.mark.parametrize("uses_on_shutdown, setting, registered", [(False, "1", True), (True, "0", False), (False, None, False)])
+def test_shutdown_extension_setting_under_managed_instances(lambdaric_env, mode, uses_on_shutdown, setting, registered):
+    app = SHUTDOWN_APP if uses_on_shutdown else "import os\ndef handler(event, context):\n    return os.getpid()\n"
+    env = lmi_env(lambdaric_env, 2, mode, LAMBDARIC_SIGTERM_EXTENSION=setting)
+    with RuntimeAPI() as api, Started(api, {"app.py": app}, "app.handler", env) as rt:
+        api.wait_idle(2, timeout=20)
+        if registered:
+            api.wait_for(lambda reqs: any(r.kind == "extension_next" for r in reqs), 10, "the extension's event/next")
+        else:
+            time.sleep(0.3)
+        ext = [r.kind for r in api.requests if r.kind.startswith("extension")]
+        assert ext == (["extension_register", "extension_next"] if registered else [])
+    assert rt.stderr() == b""
