@@ -5,6 +5,9 @@ its own Runtime API), so a pool of them never mixes up invocations. The Runtime 
 keeps the real one's state machine: 400 ``InvalidRequestID`` for an id it never gave out,
 403 ``InvalidStateTransition`` for a second answer or an init error after ``/next``,
 410 for an answer after the timeout, 413 for a buffered response over 6291556 bytes.
+The same address serves the Extensions API (:mod:`.extensions`). A runtime is stopped as
+Lambda ends a sandbox: SIGTERM, then SIGKILL after a short grace (:data:`SIGTERM_GRACE`), so
+its shutdown code (``lambdaric.on_shutdown``) runs locally too.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from .. import protocol
-from . import http
+from . import extensions, http
 from .invocation import Invocation, Outcome, error_json, peak_rss_mb
 
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
@@ -28,6 +31,9 @@ _ERROR_TYPE = re.compile(r"[\x21-\x7e]{1,256}\Z")
 MAX_STREAMED = 200 * 1024 * 1024
 #: How long a runtime may take to initialise before its first /next, at least.
 MIN_INIT_TIMEOUT = 10.0
+#: Seconds between SIGTERM and SIGKILL when a runtime is stopped: Lambda's share for the
+#: runtime when only internal extensions are registered.
+SIGTERM_GRACE = 0.5
 
 
 class SandboxConfig:
@@ -75,6 +81,7 @@ class Sandbox:
         self._init_log = bytearray()
         self._pumps: List["asyncio.Task[None]"] = []
         self._exit_task: Optional["asyncio.Task[None]"] = None
+        self.extensions = extensions.ExtensionsAPI(config.env)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -105,7 +112,7 @@ class Sandbox:
         ]
         self._exit_task = asyncio.ensure_future(self._watch_exit())
 
-    async def stop(self, grace: float = 2.0) -> None:
+    async def stop(self, grace: float = SIGTERM_GRACE) -> None:
         """End the runtime (SIGTERM, then SIGKILL after ``grace``) and its Runtime API."""
         self.dead = True
         proc = self.proc
@@ -125,6 +132,7 @@ class Sandbox:
                 await asyncio.wait_for(asyncio.shield(self._exit_task), 5.0)
             except asyncio.TimeoutError:  # pragma: no cover
                 pass
+        self.extensions.shutdown()
         if self.server is not None:
             self.server.close()
 
@@ -141,6 +149,7 @@ class Sandbox:
         code = await self.proc.wait()
         await asyncio.gather(*self._pumps, return_exceptions=True)
         self.dead = True
+        self.extensions.shutdown()
         how = "exit status %d" % code if code >= 0 else "signal: %s" % _signal_name(-code)
         for inv in list(self.inflight.values()):
             inv.finish(
@@ -238,6 +247,9 @@ class Sandbox:
         await http.serve_connection(reader, writer, self._handle, protocol.MAX_PAYLOAD, _error_answer)
 
     async def _handle(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        if req.path.startswith(extensions.PREFIX):
+            await self.extensions.handle(req, writer)
+            return
         if not req.path.startswith(_RUNTIME_PREFIX):
             await _answer(writer, 404, "NotFound", "unknown path %s" % req.path[:200])
             return
@@ -266,6 +278,7 @@ class Sandbox:
             return
         if not self.saw_next:
             self.saw_next = True
+            self.extensions.close_registration()
             self.init_ms = (time.monotonic() - self.spawned_at) * 1000.0
         while True:
             inv = await self._offers.get()
@@ -279,6 +292,7 @@ class Sandbox:
             inv.on_delivery(inv)
         inv.delivered_at = time.monotonic()
         inv.delivered.set()
+        self.extensions.on_invoke(inv)
         writer.write(http.response_head(200, inv.next_headers(), len(inv.payload)) + inv.payload)
         await writer.drain()
 
