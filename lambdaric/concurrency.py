@@ -488,28 +488,37 @@ class Supervisor:
 
     def report(self, request_id: str, invocation_id: "Optional[str]", how: str) -> None:
         """Post Runtime.ExitError for the request a dead worker held (one attempt: a worker
-        that died during a shutdown must not hold the supervisor up)."""
+        that died during a shutdown must not hold the supervisor up). The error record is
+        logged first, so it comes with the invoke's log, except during a shutdown by signal:
+        a worker then often dies between posting its answer and marking its slot free (the
+        signal interrupts its wait for the 202), so the record is logged only if the error is
+        accepted, and a 403 (answered already) is not an error."""
         report = report_fault(
             EXIT_ERROR, "RequestId: %s Error: Runtime exited with error: %s" % (request_id, how), request_id
         )
         sink = logsink.StreamSink(logsink.LogConfig(self.env), telemetry_fd=self.telemetry_fd)
-        logsink.log_uncaught(sink, report.error)
-        flush_std_streams()
+        if not self.stopping:
+            logsink.log_uncaught(sink, report.error)
+            flush_std_streams()
         cause = marshal.dumps_ascii(report.xray_cause())
         transport = None
+        status = 0
         try:
             transport = create(self.env["AWS_LAMBDA_RUNTIME_API"], user_agent(), self.env.get("LAMBDARIC_TRANSPORT"))
             status, answer = transport.fail(
                 request_id, _error_body(report), report.error_type,
                 cause if len(cause) < protocol.MAX_XRAY_CAUSE else None, invocation_id,
             )
-            if status != 202:
+            if status != 202 and not (self.stopping and status == 403):
                 say("POST /error for %s answered %d: %s" % (request_id, status, protocol.error_message_from_body(answer)))
         except (TransportError, protocol.ProtocolError, ValueError, RuntimeError) as exc:
             say("POST /error for %s failed: %s" % (request_id, exc))
         finally:
             if transport is not None:
                 transport.close()  # no connection of ours may be inherited by the next worker
+        if self.stopping and status != 403:
+            logsink.log_uncaught(sink, report.error)
+            flush_std_streams()
 
     # ---- a worker
 

@@ -575,3 +575,25 @@ def test_shutdown_extension_setting_under_managed_instances(lambdaric_env, mode,
         ext = [r.kind for r in api.requests if r.kind.startswith("extension")]
         assert ext == (["extension_register", "extension_next"] if registered else [])
     assert rt.stderr() == b""
+
+
+def test_worker_ended_by_sigterm_after_answering_is_not_reported(lambdaric_env):
+    """SIGTERM reaches a worker waiting for the 202 of the answer it posted (its slot still says
+    busy): the supervisor's Runtime.ExitError is refused 403 (answered already), and that is
+    not an error: no record, no line on stderr."""
+    api = RuntimeAPI(events=[Event(b"{}", request_id="r1")])
+
+    def slow_202(req):
+        time.sleep(1.0)
+        return Reply(202, {"status": "OK"})
+
+    api.script(r"/invocation/r1/response$", slow_202)
+    api.script(r"/invocation/r1/error$", STATE_403)
+    with api, Started(api, {"app.py": SHUTDOWN_APP}, "app.handler", lmi_env(lambdaric_env, 1)) as rt:
+        api.wait_for(lambda reqs: any(r.kind == "response" for r in reqs), 20, "the response")
+        time.sleep(0.1)
+        rt.proc.send_signal(signal.SIGTERM)
+        assert rt.wait(10) == -signal.SIGTERM
+        assert [r.request_id for r in api.requests if r.kind == "error"] == ["r1"]  # the supervisor tried
+    assert rt.stdout().startswith(b"cleanup ") and b"Runtime.ExitError" not in rt.stdout(), rt.stdout()
+    assert rt.stderr() == b""
