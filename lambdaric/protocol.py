@@ -294,6 +294,19 @@ def stream_headers(invocation_id: Optional[str]) -> List[Tuple[str, str]]:
     return headers
 
 
+def error_headers(
+    error_type: str, xray_cause: Optional[str] = None, invocation_id: Optional[str] = None
+) -> List[Tuple[str, str]]:
+    """The headers of an error POST (/error, /init/error, /restore/error), in the order both
+    transports send them: error type, X-Ray cause when there is one, invocation id when given."""
+    headers = [(ERROR_TYPE_HEADER, error_type)]
+    if xray_cause is not None:
+        headers.append((XRAY_CAUSE_HEADER, xray_cause))
+    if invocation_id:
+        headers.append((INVOCATION_ID_HEADER, invocation_id))
+    return headers
+
+
 def header_lines(headers: List[Tuple[str, str]]) -> bytes:
     """``Name: value\\r\\n`` lines (the transports' ``extra`` header block)."""
     return "".join("%s: %s\r\n" % pair for pair in headers).encode("latin-1")

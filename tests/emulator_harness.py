@@ -13,8 +13,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BANNER = re.compile(rb"serving .* on (http://127\.0\.0\.1:(\d+))/")
@@ -113,8 +114,9 @@ class RunningEmulator:
             self._tmp.cleanup()
 
 
-def children_of(pid: int) -> List[int]:
-    """Live processes whose parent is ``pid`` (from /proc), for orphan checks."""
+def live_processes(field: int, value: int) -> List[int]:
+    """Live (not zombie) processes whose /proc/PID/stat field ``field`` (counted after the
+    command name: 1 = parent pid, 2 = process group) equals ``value``."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -122,8 +124,35 @@ def children_of(pid: int) -> List[int]:
         try:
             with open("/proc/%s/stat" % entry, "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != b"Z":
+            if int(fields[field]) == value and fields[0] != b"Z":
                 found.append(int(entry))
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+def children_of(pid: int) -> List[int]:
+    """Live processes whose parent is ``pid``, for orphan checks."""
+    return live_processes(1, pid)
+
+
+def group_members(pgid: int) -> List[int]:
+    """Live processes in the process group ``pgid``."""
+    return live_processes(2, pgid)
+
+
+def invoke_concurrently(invoke: Callable[[int], dict], count: int) -> Tuple[Dict[int, dict], float]:
+    """``invoke(-1)`` once (it may initialise a runtime), then ``invoke(0..count-1)`` on as many
+    threads at once; returns every result by index and the seconds the concurrent ones took."""
+    results: Dict[int, dict] = {-1: invoke(-1)}
+
+    def one(i: int) -> None:
+        results[i] = invoke(i)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results, time.monotonic() - started

@@ -2,12 +2,10 @@
 Managed Instances (one runtime, N concurrent invocations) and SnapStart restore."""
 import json
 import sys
-import threading
-import time
 
 import pytest
 
-from emulator_harness import RunningEmulator
+from emulator_harness import RunningEmulator, invoke_concurrently
 
 pytest.importorskip("boto3", reason="boto3 is not installed")
 pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (the runtime these modes are tested with)")
@@ -26,20 +24,11 @@ def test_managed_instances_one_runtime_many_invokes(tmp_path):
         """
     }
     with RunningEmulator(files, handler=None, args=["--command", OFFICIAL, "--max-concurrency", "4"]) as emu:
-        results = {}
-
         def one(i):
             answer = emu.client().invoke(FunctionName="function", Payload=json.dumps({"i": i}).encode())
-            results[i] = json.loads(answer["Payload"].read())
+            return json.loads(answer["Payload"].read())
 
-        one(-1)  # init
-        started = time.monotonic()
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        elapsed = time.monotonic() - started
+        results, elapsed = invoke_concurrently(one, 4)
         assert sorted(results) == [-1, 0, 1, 2, 3] and all(results[i]["i"] == i for i in results)
         assert elapsed < 1.5, "4 invokes of 0.5 s took %.2f s: not served concurrently" % elapsed
         assert emu.stdout().count(b"Init Duration") == 1  # one runtime (one init) served them all

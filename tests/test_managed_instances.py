@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from emulator_harness import RunningEmulator
+from emulator_harness import RunningEmulator, group_members, invoke_concurrently
 from runtime_api import STATE_403, Event, Reply, RuntimeAPI, _stop_process, runtime_env, write_files
 
 SLEEPER = """
@@ -43,22 +43,6 @@ async def async_handler(event, context):
 """
 
 MODES = [("process", "app.handler"), ("thread", "app.handler"), ("asyncio", "app.async_handler")]
-
-
-def group_members(pgid: int) -> List[int]:
-    """Live (not zombie) processes in the process group ``pgid``, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
 
 
 class Started:
@@ -413,21 +397,13 @@ def test_emulator_managed_instances(lambdaric_env, mode, handler):
     env = dict(lambdaric_env, LAMBDARIC_CONCURRENCY_MODE=mode)
     with RunningEmulator({"app.py": SLEEPER}, handler=handler, args=["--max-concurrency", "4"], env=env) as emu:
         client = emu.client()
-        results: Dict[int, dict] = {}
 
-        def one(i: int) -> None:
+        def one(i: int) -> dict:
             answer = client.invoke(FunctionName="function", Payload=json.dumps({"i": i, "sleep": 1 if i >= 0 else 0}).encode())
             assert "FunctionError" not in answer
-            results[i] = json.loads(answer["Payload"].read())
+            return json.loads(answer["Payload"].read())
 
-        one(-1)  # init
-        started = time.monotonic()
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        elapsed = time.monotonic() - started
+        results, elapsed = invoke_concurrently(one, 4)
         assert sorted(results) == [-1, 0, 1, 2, 3]
         assert elapsed < 2.5, "4 invokes of 1 s took %.2f s: not concurrent" % elapsed
         records = text_records(emu.stdout())

@@ -105,15 +105,11 @@ class NativeTransport:
         xray_cause: Optional[str],
         invocation_id: Optional[str],
     ) -> Answer:
-        extra = "%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)
-        if xray_cause is not None:
-            extra += "%s: %s\r\n" % (protocol.XRAY_CAUSE_HEADER, xray_cause)
-        if invocation_id:
-            extra += "%s: %s\r\n" % (protocol.INVOCATION_ID_HEADER, invocation_id)
-        return self._post("POST /error", lib.LR_POST_ERROR, request_id, protocol.CT_JSON, extra.encode("latin-1"), body)
+        extra = protocol.header_lines(protocol.error_headers(error_type, xray_cause, invocation_id))
+        return self._post("POST /error", lib.LR_POST_ERROR, request_id, protocol.CT_JSON, extra, body)
 
     def init_error(self, body: bytes, error_type: str) -> Answer:
-        extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
+        extra = protocol.header_lines(protocol.error_headers(error_type))
         return self._post("POST /init/error", lib.LR_POST_INIT_ERROR, "", protocol.CT_JSON, extra, body)
 
     def restore_next(self) -> Answer:
@@ -124,7 +120,7 @@ class NativeTransport:
         return self._conn.status, bytes(body)
 
     def restore_error(self, body: bytes, error_type: str) -> Answer:
-        extra = ("%s: %s\r\n" % (protocol.ERROR_TYPE_HEADER, error_type)).encode("latin-1")
+        extra = protocol.header_lines(protocol.error_headers(error_type))
         return self._post("POST /restore/error", lib.LR_POST_RESTORE_ERROR, "", protocol.CT_JSON, extra, body)
 
     # ------------------------------------------------------------------ streamed responses

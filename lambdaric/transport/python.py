@@ -19,11 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from .. import protocol
 from ..protocol import (
-    ERROR_TYPE_HEADER,
     INVOCATION_ID_HEADER,
     MAX_HEAD,
     MAX_PAYLOAD,
-    XRAY_CAUSE_HEADER,
     ChunkedDecoder,
     Invocation,
     ProtocolError,
@@ -100,15 +98,11 @@ class PythonTransport:
         xray_cause: Optional[str],
         invocation_id: Optional[str],
     ) -> Answer:
-        headers = [(ERROR_TYPE_HEADER, error_type)]
-        if xray_cause is not None:
-            headers.append((XRAY_CAUSE_HEADER, xray_cause))
-        if invocation_id:
-            headers.append((INVOCATION_ID_HEADER, invocation_id))
+        headers = protocol.error_headers(error_type, xray_cause, invocation_id)
         return self._post("POST /error", protocol.error_path(request_id), body, protocol.CT_JSON, headers)
 
     def init_error(self, body: bytes, error_type: str) -> Answer:
-        headers = [(ERROR_TYPE_HEADER, error_type)]
+        headers = protocol.error_headers(error_type)
         return self._post("POST /init/error", protocol.INIT_ERROR_PATH, body, protocol.CT_JSON, headers)
 
     def restore_next(self) -> Answer:
@@ -117,7 +111,7 @@ class PythonTransport:
         return head.status, bytes(body)
 
     def restore_error(self, body: bytes, error_type: str) -> Answer:
-        headers = [(ERROR_TYPE_HEADER, error_type)]
+        headers = protocol.error_headers(error_type)
         return self._post("POST /restore/error", protocol.RESTORE_ERROR_PATH, body, protocol.CT_JSON, headers)
 
     # ------------------------------------------------------------------ streamed responses
