@@ -44,8 +44,11 @@ WORKLOADS = {
 GUARD_WORKLOAD = "apigw-1.7KB"
 #: guarded ratios for --quick: (name, limit)
 GUARDS = (
-    ("cpu per invoke, lambdaric / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8),
+    # the pure-Python transport is the fallback where the native module cannot be built:
+    # a looser tripwire (its ratio moves with the kernel's share of the loop on this VM)
+    ("cpu per invoke, lambdaric Python transport / awslambdaric (%s)" % GUARD_WORKLOAD, 0.9),
     ("cold start, lambdaric / awslambdaric", 1.0),
+    # the default transport wherever the module is built
     ("cpu per invoke, lambdaric-native / awslambdaric (%s)" % GUARD_WORKLOAD, 0.8),
     ("cpu per invoke, lambdaric-native / lambdaric Python transport (%s)" % GUARD_WORKLOAD, 1.0),
 )
