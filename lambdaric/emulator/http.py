@@ -61,6 +61,9 @@ class Request:
         return dict(parse_qsl(self.query))
 
 
+_PIECE = 1 << 20  # largest piece of a body held at once
+
+
 class BodyReader:
     """The body of one request, read whole (``read``) or chunk by chunk (``chunks``)."""
 
@@ -73,6 +76,7 @@ class BodyReader:
         self.trailers: Dict[str, str] = {}
         self.too_large = False
         self.done = not chunked and length == 0
+        self._chunk_left = 0  # bytes of the current chunk not read yet
 
     async def next_chunk(self) -> Optional[bytes]:
         """The next piece of the body, or None at its end. Over ``limit`` sets
@@ -86,6 +90,8 @@ class BodyReader:
             self._left -= len(data)
             self.done = self._left == 0
             return self._count(data)
+        if self._chunk_left:
+            return await self._chunk_piece()
         line = await self._reader.readline()
         if not line.endswith(b"\n"):
             raise BadRequest("connection closed inside a chunked body")
@@ -97,9 +103,20 @@ class BodyReader:
             await self._read_trailers()
             self.done = True
             return None
-        data = await self._reader.readexactly(size)
-        if await self._reader.readexactly(2) != b"\r\n":
-            raise BadRequest("missing CRLF after chunk data")
+        self._chunk_left = size
+        return await self._chunk_piece()
+
+    async def _chunk_piece(self) -> bytes:
+        """At most 1 MiB of the current chunk: a chunk may announce up to 15 hex digits of
+        size, and holding it whole before the limit is checked would let a runtime exhaust
+        the emulator's memory with one line."""
+        try:
+            data = await self._reader.readexactly(min(self._chunk_left, _PIECE))
+            self._chunk_left -= len(data)
+            if not self._chunk_left and await self._reader.readexactly(2) != b"\r\n":
+                raise BadRequest("missing CRLF after chunk data")
+        except asyncio.IncompleteReadError:
+            raise BadRequest("connection closed inside a chunked body") from None
         return self._count(data)
 
     def _count(self, data: bytes) -> bytes:
