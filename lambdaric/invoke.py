@@ -164,6 +164,10 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
             emulator.close()
 
 
+#: The prelude of an event-stream message: total length, headers length, prelude CRC.
+_PRELUDE = 12
+
+
 def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # type: ignore[no-untyped-def]
     """Print the PayloadChunk events of an event-stream answer as they arrive; return
     (function failed, base64 log tail) from its ``InvokeComplete``. Raises
@@ -173,7 +177,9 @@ def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # ty
 
     from .emulator.eventstream import EventStreamError, decode_messages
 
-    buf = b""
+    pending: list = []  # pieces received but not decoded yet (joined once enough have come)
+    have = 0
+    need = _PRELUDE  # bytes needed before decoding is worth trying: a prelude, then the whole event
     failed = False
     log = None
     complete = False
@@ -185,10 +191,18 @@ def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # ty
             break
         except requests.RequestException as exc:  # the connection broke inside the body
             raise BrokenStream("the connection broke inside the response stream: %s" % _reason(exc)) from None
+        pending.append(piece)
+        have += len(piece)
+        if have < need:
+            continue
         try:
-            messages, buf = decode_messages(buf + piece)
+            messages, rest = decode_messages(b"".join(pending))
         except EventStreamError as exc:
             raise BrokenStream("malformed response stream: %s" % exc) from None
+        # Join again only once the next event can be whole: joining every piece onto what came
+        # before was quadratic for a large event arriving in many small pieces.
+        pending, have = ([rest] if rest else []), len(rest)
+        need = int.from_bytes(rest[:4], "big") if len(rest) >= _PRELUDE else _PRELUDE
         for message in messages:
             if complete:
                 raise BrokenStream("the response stream goes on after InvokeComplete")
@@ -212,10 +226,10 @@ def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # ty
                 if done.get("ErrorCode"):
                     failed = True
                     sys.stderr.write("lambdaric invoke: %s: %s\n" % (done.get("ErrorCode"), done.get("ErrorDetails", "")))
-    if buf:
+    if have:
         raise BrokenStream(
             "the response stream ended inside an event (%d bytes of it received%s): the output may be incomplete"
-            % (len(buf), "" if complete else ", and no InvokeComplete")
+            % (have, "" if complete else ", and no InvokeComplete")
         )
     if not complete:
         raise BrokenStream("the response stream ended without InvokeComplete: the output may be incomplete and the outcome is unknown")

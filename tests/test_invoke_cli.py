@@ -137,3 +137,15 @@ def test_stream_that_breaks_off_is_a_clear_failure(scripted, tmp_path, answer, s
         assert out.stderr.startswith(b"lambdaric invoke: ") and out.stderr.count(b"\n") == 1
     elif status == 0:
         assert out.stderr == b""
+
+
+def test_large_event_in_many_small_pieces(scripted, tmp_path):
+    """A 16 MiB event arriving in 1 KiB HTTP chunks prints whole (joining every piece onto
+    what came before made this quadratic: about 128 GB of copying)."""
+    payload = bytes(range(256)) * (1 << 16)
+    event = payload_chunk(payload)
+    pieces = [event[i : i + 1024] for i in range(0, len(event), 1024)]
+    scripted.answers.put(http_answer(pieces + [invoke_complete()]))
+    out = lambdaric_invoke([STREAM_URL % scripted.port, "{}", "--stream"], str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == payload
