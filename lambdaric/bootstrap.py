@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, NoReturn, Optional
 
 from . import __version__, logsink, marshal, protocol
+from .logsink import flush_std_streams
 from .context import LambdaContext, StaticContext
 from .errors import ErrorReport, FaultException, report_exception, report_fault
 from .handler import load_handler
@@ -58,14 +59,6 @@ class RuntimeExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
-
-
-def flush_std_streams() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
 
 
 class Runtime:

@@ -61,7 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from . import logsink, marshal, protocol
 from .bootstrap import (EXIT_ERROR, Runtime, RuntimeExit, _error_body, _exit_code, _os_error_text, _sigterm_extension,
-                        flush_std_streams, say, user_agent)
+                        say, user_agent)
+from .logsink import flush_std_streams
 from .errors import report_fault
 from .transport import TransportError, create
 

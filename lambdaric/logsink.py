@@ -48,6 +48,16 @@ def overlapping_invokes() -> None:
     _current_request_id = _current_tenant_id = None
 
 
+def flush_std_streams() -> None:
+    """Flush stdout and stderr; a stream that cannot flush (closed, replaced, reentrant)
+    must not hide what the caller was doing."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
 def begin_invoke(request_id: str, tenant_id: "Optional[str]") -> None:
     global _current_request_id, _current_tenant_id
     if _fallback:
@@ -285,11 +295,7 @@ class Flusher:
     def _run(self) -> None:
         while True:
             time.sleep(self.interval)
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
+            flush_std_streams()
 
     @staticmethod
     def wanted() -> bool:
@@ -333,11 +339,7 @@ def flush_on_sigterm() -> None:
         shutdown = sys.modules.get("lambdaric.shutdown")
         if shutdown is not None:
             shutdown.run_on_sigterm()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # e.g. a reentrant flush: the signal came in mid-write
-                pass
+        flush_std_streams()  # (a flush may fail reentrantly: the signal came in mid-write)
         if os.getpid() == 1:
             os._exit(128 + signum)
         _signal.signal(signum, _signal.SIG_DFL)

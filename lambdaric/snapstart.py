@@ -117,7 +117,8 @@ def _as_hook(entry: Any) -> Hook:
 def restore(runtime: Runtime) -> None:
     """Before-snapshot hooks, ``/restore/next``, after-restore hooks; returns when the
     invoke loop may start, else ends the runtime (RuntimeExit 64 or 65)."""
-    from .bootstrap import flush_std_streams, say
+    from .bootstrap import say
+    from .logsink import flush_std_streams
 
     failure = _run_hooks(runtime, before_snapshot=True)
     if failure is not None:
@@ -181,7 +182,8 @@ def _fail(runtime: Runtime, report: ErrorReport, post: Callable[..., Any], call:
     """Log the error as uncaught, report it with ``error_type`` in the header, exit ``code``
     (also when the report cannot be delivered: Lambda reads the exit code too)."""
     from . import logsink
-    from .bootstrap import RuntimeExit, _error_body, flush_std_streams, say
+    from .bootstrap import RuntimeExit, _error_body, say
+    from .logsink import flush_std_streams
     from .protocol import error_message_from_body
 
     logsink.log_uncaught(runtime.sink, report.error)

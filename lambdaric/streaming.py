@@ -188,7 +188,7 @@ class ResponseStream:
 
     def _begin(self, content_type: str) -> None:
         """Send the head (after the invoke's output so far has reached the log)."""
-        from .bootstrap import flush_std_streams
+        from .logsink import flush_std_streams
         from .transport import TransportError
 
         if self._state is not _NEW:
@@ -384,7 +384,8 @@ def respond(runtime: Runtime, inv: protocol.Invocation, result: Any) -> None:
 
 
 def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, exc: Optional[BaseException]) -> None:
-    from .bootstrap import RuntimeExit, flush_std_streams
+    from .bootstrap import RuntimeExit
+    from .logsink import flush_std_streams
     from .transport import TransportError
 
     if stream._state is _NEW:
