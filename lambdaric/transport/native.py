@@ -68,6 +68,7 @@ class NativeTransport:
         self._hostport = split_address(address)
         self._common = (" HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n" % (address, user_agent)).encode("latin-1")
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
+        self._user_agent = user_agent
         self._conn = ffi.new("lr_conn *")
         self._buf = ffi.new("char[]", _BUF)
         self._view = ffi.buffer(self._buf)
@@ -114,7 +115,7 @@ class NativeTransport:
 
     def restore_next(self) -> Answer:
         call = "GET /restore/next"
-        request = b"GET " + protocol.RESTORE_NEXT_PATH.encode("ascii") + self._common + b"\r\n"
+        request = protocol.build_request("GET", protocol.RESTORE_NEXT_PATH, self.address, self._user_agent)
         rc = self._exchange(call, lib.lr_next, request, len(request), _MAX_ANSWER)
         body = self._body(call, rc, _MAX_ANSWER)
         return self._conn.status, bytes(body)
@@ -249,7 +250,6 @@ class NativeTransport:
         reused = self._sock is not None
         if not reused:
             self._connect(call)
-        conn = self._conn
         rc = self._run(fn, args)
         if reused and self._closed_early(rc):
             self.close()
