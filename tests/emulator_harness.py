@@ -21,7 +21,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BANNER = re.compile(rb"serving .* on (http://127\.0\.0\.1:(\d+))/")
 
 
-class RunningEmulator:
+class CapturedProcess:
+    """A process started with ``start_new_session`` whose stdout and stderr go to temporary
+    files, readable at any time while it runs."""
+
+    def __init__(self, argv: List[str], cwd: str, env: Dict[str, str]) -> None:
+        self._out = tempfile.TemporaryFile()
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, start_new_session=True
+        )
+
+    def stdout(self) -> bytes:
+        self._out.seek(0)
+        return self._out.read()
+
+    def stderr(self) -> bytes:
+        self._err.seek(0)
+        return self._err.read()
+
+
+class RunningEmulator(CapturedProcess):
     def __init__(
         self,
         files: Dict[str, str],
@@ -44,11 +64,7 @@ class RunningEmulator:
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
         child_env.update(env or {})
         argv = [sys.executable, "-m", "lambdaric"] + ([handler] if handler else []) + ["--listen", "127.0.0.1:0"] + list(args)
-        self._out = tempfile.TemporaryFile()
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, start_new_session=True
-        )
+        super().__init__(argv, cwd, child_env)
         self.base = self._wait_for_banner(20.0)
 
     def _wait_for_banner(self, timeout: float) -> str:
@@ -80,14 +96,6 @@ class RunningEmulator:
             aws_secret_access_key="test",
             config=Config(retries={"max_attempts": 1}, read_timeout=60, connect_timeout=5),
         )
-
-    def stdout(self) -> bytes:
-        self._out.seek(0)
-        return self._out.read()
-
-    def stderr(self) -> bytes:
-        self._err.seek(0)
-        return self._err.read()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> Optional[int]:
         """Signal the emulator, wait for it; SIGKILL the whole group if it does not end."""

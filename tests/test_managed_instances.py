@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -21,7 +20,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from emulator_harness import RunningEmulator, group_members, invoke_concurrently
+from emulator_harness import CapturedProcess, RunningEmulator, group_members, invoke_concurrently
 from runtime_api import STATE_403, Event, Reply, RuntimeAPI, _stop_process, runtime_env, write_files
 
 SLEEPER = """
@@ -45,27 +44,14 @@ async def async_handler(event, context):
 MODES = [("process", "app.handler"), ("thread", "app.handler"), ("asyncio", "app.async_handler")]
 
 
-class Started:
+class Started(CapturedProcess):
     """A ``python -m lambdaric`` process against ``api``; its whole group is killed at the end."""
 
     def __init__(self, api: RuntimeAPI, files: Dict[str, str], handler: str, env: Dict[str, Optional[str]]) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="lambdaric-lmi-")
         self.cwd = self._tmp.name
         write_files(self.cwd, {k: textwrap.dedent(v).lstrip() for k, v in files.items()})
-        self._out = tempfile.TemporaryFile()
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lambdaric", handler], cwd=self.cwd, env=runtime_env(api.address, self.cwd, env),
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, start_new_session=True,
-        )
-
-    def stdout(self) -> bytes:
-        self._out.seek(0)
-        return self._out.read()
-
-    def stderr(self) -> bytes:
-        self._err.seek(0)
-        return self._err.read()
+        super().__init__([sys.executable, "-m", "lambdaric", handler], self.cwd, runtime_env(api.address, self.cwd, env))
 
     def wait(self, timeout: float = 20.0) -> int:
         return self.proc.wait(timeout)
