@@ -1,0 +1,300 @@
+"""Linux roots for the image tests, built here with no image registry.
+
+Three kinds, all cached under ``$LAMBDARIC_ROOTS_DIR`` (default ``/var/cache/lambdaric-roots``)
+and keyed by everything that goes into them, so a stale root is never reused for other inputs:
+
+- :func:`debootstrap_root`: a Debian root made by ``debootstrap`` from the mirror apt is already
+  configured with (a bookworm "slim" Python, a sid root with the newest CPython...).
+- :func:`distroless_root`: a root that holds only a Python interpreter, its standard library and the
+  shared libraries they load: no shell, no pip, no compiler, like Google's distroless Python images.
+  It is made from an interpreter on this machine (pyenv) or inside another root (sid).
+- :func:`install_target`: lambdaric installed into a root with ``pip install --target``, as a
+  multi-stage Dockerfile copies it into a distroless image, built by the same Python version.
+
+:func:`chroot_argv` runs a command inside a root with ``unshare`` + ``chroot``: its own mount and PID
+namespaces (``/dev`` bound, a fresh ``/proc``), the host's network namespace, so that servers on
+127.0.0.1 on either side reach each other.
+
+Building needs root and the tools named by :func:`missing_tools`; tests skip, naming the Debian
+package, where one is missing.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+#: Bump to rebuild every cached root after a change in how they are made.
+LAYOUT = "1"
+#: Debian package for each tool the roots need.
+TOOL_PACKAGES = {"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils", "ldd": "libc-bin"}
+
+
+def roots_dir() -> pathlib.Path:
+    path = pathlib.Path(os.environ.get("LAMBDARIC_ROOTS_DIR", "/var/cache/lambdaric-roots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def missing_tools(*tools: str) -> Optional[str]:
+    """Why roots cannot be built here (a sentence naming what to install), or None."""
+    if os.geteuid() != 0:
+        return "building roots needs root (debootstrap, chroot and unshare --mount)"
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return "%s is not installed (apt-get install %s)" % (tool, TOOL_PACKAGES.get(tool, tool))
+    return None
+
+
+@contextlib.contextmanager
+def _locked(name: str, timeout: float = 1800.0) -> Iterator[None]:
+    """One builder per root at a time, across processes (pytest-xdist, parallel sessions)."""
+    with open(roots_dir() / (".lock-" + name), "w") as lock:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    raise TimeoutError("another process has been building %s for %.0f s" % (name, timeout))
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(repr((LAYOUT,) + parts).encode()).hexdigest()[:12]
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses (``LAMBDARIC_DEBIAN_MIRROR`` overrides)."""
+    override = os.environ.get("LAMBDARIC_DEBIAN_MIRROR")
+    if override:
+        return override
+    texts = []
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")) + ["/etc/apt/sources.list"]:
+        with contextlib.suppress(OSError):
+            texts.append(pathlib.Path(path).read_text())
+    for text in texts:
+        for match in re.finditer(r"(?m)^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+/debian)/?\s", text):
+            return match.group(1)
+    raise RuntimeError("no Debian mirror found in /etc/apt (set LAMBDARIC_DEBIAN_MIRROR)")
+
+
+def _run(argv: Sequence[str], timeout: float, log: Optional[pathlib.Path] = None, **kw: object) -> None:
+    """Run a build step; on failure raise with the command and the tail of its output."""
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(list(argv), stdout=out, stderr=subprocess.STDOUT, timeout=timeout, **kw)  # type: ignore[call-overload]
+            code: object = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout after %.0f s" % timeout
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if log is not None:
+        log.write_text(text)
+    if code != 0:
+        raise RuntimeError("%s failed (%s):\n%s" % (" ".join(argv), code, text[-3000:]))
+
+
+def debootstrap_root(
+    suite: str, packages: Iterable[str] = (), python_image: bool = False, timeout: float = 900.0
+) -> pathlib.Path:
+    """A cached ``debootstrap --variant=minbase`` root of ``suite`` with ``packages``.
+
+    ``python_image`` makes it look like the official ``python:*-slim`` images for pip: no
+    PEP 668 ``EXTERNALLY-MANAGED`` marker, and ``python`` as well as ``python3`` on PATH.
+    """
+    pkgs = sorted(set(packages))
+    name = "debian-%s-%s" % (suite, _key(suite, pkgs, python_image))
+    dest = roots_dir() / name
+    if (dest / ".lambdaric-complete").exists():
+        return dest
+    with _locked(name):
+        if (dest / ".lambdaric-complete").exists():
+            return dest
+        tmp = roots_dir() / (name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        argv = ["debootstrap", "--variant=minbase"]
+        if pkgs:
+            argv.append("--include=" + ",".join(pkgs))
+        argv += [suite, str(tmp), debian_mirror()]
+        _run(argv, timeout, log=roots_dir() / (name + ".log"))
+        for deb in (tmp / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        if python_image:
+            for marker in tmp.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
+                marker.unlink()
+            python = tmp / "usr/bin/python"
+            if not python.exists() and (tmp / "usr/bin/python3").exists():
+                python.symlink_to("python3")
+        shutil.copy("/etc/resolv.conf", tmp / "etc/resolv.conf")  # pip inside the root reaches PyPI
+        (tmp / ".lambdaric-complete").write_text(" ".join(argv) + "\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    return dest
+
+
+def chroot_argv(root: pathlib.Path, argv: Sequence[str]) -> List[str]:
+    """``argv`` run inside ``root``: private mount and PID namespaces, the host's network.
+
+    The mounts (``/dev`` bound from the host, a fresh ``/proc``) live only in the new mount
+    namespace, so nothing is left mounted when the process ends, however it ends.
+    """
+    setup = (
+        'set -e; r="$1"; shift; mkdir -p "$r/dev" "$r/proc" "$r/tmp"; chmod 1777 "$r/tmp"; '
+        'mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; exec chroot "$r" "$@"'
+    )
+    return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", setup, "sh", str(root)] + list(argv)
+
+
+def _shared_libraries(files: Iterable[str], src_root: pathlib.Path) -> List[str]:
+    """The shared libraries (paths inside ``src_root``) that ``files`` load, transitively,
+    with the dynamic loader: ``ldd`` run in ``src_root`` so its own libc answers."""
+    libs: List[str] = []
+    for path in files:
+        argv = ["ldd", path]
+        if src_root != pathlib.Path("/"):
+            argv = ["chroot", str(src_root)] + argv
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        for line in proc.stdout.splitlines():
+            match = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+            if match and match.group(1) not in libs:
+                libs.append(match.group(1))
+    return libs
+
+
+def _copy_into(src_root: pathlib.Path, path: str, dest: pathlib.Path) -> None:
+    """Copy ``path`` (inside ``src_root``) to the same path in ``dest``, symlinks followed."""
+    src = src_root / path.lstrip("/")
+    target = dest / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copy2(src, target)
+
+
+def _python_facts(python: str, src_root: pathlib.Path) -> Dict[str, str]:
+    code = (
+        "import sys, sysconfig; print(sys.executable); print(sysconfig.get_path('stdlib')); "
+        "print(sysconfig.get_config_var('LIBDIR')); print('%d.%d' % sys.version_info[:2])"
+    )
+    argv = [python, "-I", "-c", code]
+    if src_root != pathlib.Path("/"):
+        argv = ["chroot", str(src_root)] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")
+    executable = os.path.realpath(str(src_root / out[0].lstrip("/")))
+    return {
+        "executable": "/" + os.path.relpath(executable, str(src_root)),
+        "stdlib": out[1],
+        "libdir": out[2],
+        "version": out[3],
+    }
+
+
+_SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "dist-packages", "__pycache__", "config-3"}
+
+
+def distroless_root(python: str, src_root: pathlib.Path = pathlib.Path("/"), dest: Optional[pathlib.Path] = None) -> pathlib.Path:
+    """A root with only ``python`` (a path inside ``src_root``), its standard library and the
+    shared libraries the interpreter and its extension modules load; ``/usr/bin/python3`` points
+    at it. No shell, no pip, no compiler: what a distroless Python image holds.
+
+    Built fresh into ``dest`` (a temporary directory by default), in a few seconds.
+    """
+    facts = _python_facts(python, src_root)
+    dest = pathlib.Path(dest or tempfile.mkdtemp(prefix="lambdaric-distroless-"))
+    stdlib = src_root / facts["stdlib"].lstrip("/")
+
+    def ignore(directory: str, names: List[str]) -> List[str]:
+        return [n for n in names if n in _SKIP_STDLIB or n.startswith("config-") or n.endswith((".a", ".exe"))]
+
+    shutil.copytree(stdlib, dest / facts["stdlib"].lstrip("/"), symlinks=False, ignore=ignore)
+    # Debian keeps some of the standard library's extension modules outside it.
+    extensions = [str(p) for p in stdlib.rglob("*.so")]
+    _copy_into(src_root, facts["executable"], dest)
+    wanted = [facts["executable"]] + ["/" + os.path.relpath(p, str(src_root)) for p in extensions]
+    for lib in _shared_libraries(wanted, src_root):
+        _copy_into(src_root, lib, dest)
+    for name in ("python3", "python"):
+        link = dest / "usr/bin" / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists() and facts["executable"] != "/usr/bin/" + name:
+            link.symlink_to(facts["executable"])
+    for directory in ("tmp", "etc", "var/task"):
+        (dest / directory).mkdir(parents=True, exist_ok=True)
+    (dest / "tmp").chmod(0o1777)
+    (dest / "etc/passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n")
+    (dest / ".lambdaric-python").write_text(facts["version"] + "\n")
+    return dest
+
+
+def build_sdist(out_dir: pathlib.Path) -> pathlib.Path:
+    """An sdist of this checkout (what ``pip install lambdaric`` would fetch), in ``out_dir``."""
+    _run([sys.executable, "setup.py", "-q", "sdist", "-d", str(out_dir)], 300, cwd=str(REPO))
+    (sdist,) = out_dir.glob("lambdaric-*.tar.gz")
+    return sdist
+
+
+def install_target(
+    root: pathlib.Path,
+    python: str,
+    spec: str,
+    target: str = "/opt/lambdaric",
+    src_root: pathlib.Path = pathlib.Path("/"),
+    env: Optional[Dict[str, str]] = None,
+    timeout: float = 600.0,
+) -> pathlib.Path:
+    """``pip install --target`` of ``spec`` into ``root`` + ``target``, run by ``python`` (a path in
+    ``src_root``: the same Python version as the root's, so the native module fits it), then the
+    shared libraries the installed extension modules load are copied into ``root`` as well.
+
+    ``spec`` is a path in ``src_root`` (an sdist) or a requirement.
+    """
+    inside = src_root != pathlib.Path("/")
+    staging = pathlib.Path(tempfile.mkdtemp(prefix="lambdaric-target-", dir=str(src_root / "tmp") if inside else None))
+    try:
+        staged = "/" + os.path.relpath(str(staging), str(src_root)) if inside else str(staging)
+        argv = [python, "-m", "pip", "install", "-q", "--no-cache-dir", "--disable-pip-version-check", "--target", staged, spec]
+        run_env = dict(os.environ, **(env or {}))
+        run_env.pop("PYTHONPATH", None)
+        if inside:
+            argv = chroot_argv(src_root, argv)
+            run_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
+        _run(argv, timeout, env=run_env)
+        extensions = ["/" + os.path.relpath(str(p), str(src_root)) for p in staging.rglob("*.so")]
+        for lib in _shared_libraries(extensions, src_root):
+            _copy_into(src_root, lib, root)
+        dest = root / target.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(staging, dest, symlinks=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root / target.lstrip("/")
+
+
+def pyenv_pythons(versions: Sequence[str] = ("3.9", "3.10", "3.11", "3.12", "3.13")) -> Dict[str, Optional[str]]:
+    """The newest pyenv interpreter for each minor version (None where pyenv has none)."""
+    base = pathlib.Path(os.environ.get("PYENV_ROOT", str(pathlib.Path.home() / ".pyenv"))) / "versions"
+    found: Dict[str, Optional[str]] = {}
+    for version in versions:
+        candidates = sorted(
+            base.glob(version + ".*/bin/python" + version),
+            key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.parent.name)],
+        )
+        found[version] = str(candidates[-1]) if candidates else None
+    return found
