@@ -49,7 +49,10 @@ class RunningEmulator(CapturedProcess):
         args: List[str] = (),  # type: ignore[assignment]
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
+        command: Optional[List[str]] = None,
     ) -> None:
+        """``command`` replaces ``python -m lambdaric`` (e.g. the same run inside a chroot or a
+        container); the handler and ``--listen 127.0.0.1:0`` are appended to it either way."""
         self._tmp = None
         if cwd is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="lambdaric-emu-")
@@ -63,7 +66,7 @@ class RunningEmulator(CapturedProcess):
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER", "LAMBDARIC_"))}
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
         child_env.update(env or {})
-        argv = [sys.executable, "-m", "lambdaric"] + ([handler] if handler else []) + ["--listen", "127.0.0.1:0"] + list(args)
+        argv = list(command or [sys.executable, "-m", "lambdaric"]) + ([handler] if handler else []) + ["--listen", "127.0.0.1:0"] + list(args)
         super().__init__(argv, cwd, child_env)
         self.base = self._wait_for_banner(20.0)
 
