@@ -149,17 +149,35 @@ def debootstrap_root(
     return dest
 
 
+def host_pip_env(root: pathlib.Path) -> Dict[str, str]:
+    """Environment for a pip run inside ``root`` that trusts what the host's pip trusts.
+
+    Where the package index is reached through a TLS-inspecting proxy, the host's CA bundle
+    (``PIP_CERT``, else the system one) holds its certificate and a fresh root's does not; the
+    bundle is copied into the root and named by ``PIP_CERT``. Harmless where no proxy is used.
+    """
+    bundle = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
+    if not os.path.isfile(bundle):
+        return {}
+    inside = "/etc/ssl/certs/lambdaric-host-ca.crt"
+    (root / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(bundle, root / inside.lstrip("/"))
+    return {"PIP_CERT": inside, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
 def chroot_argv(root: pathlib.Path, argv: Sequence[str]) -> List[str]:
     """``argv`` run inside ``root``: private mount and PID namespaces, the host's network.
 
     The mounts (``/dev`` bound from the host, a fresh ``/proc``) live only in the new mount
     namespace, so nothing is left mounted when the process ends, however it ends.
     """
+    tools = {name: shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") or name for name in ("unshare", "mount", "chroot")}
+    # tools by absolute path: the command's own PATH is the one it gets inside the root
     setup = (
-        'set -e; r="$1"; shift; mkdir -p "$r/dev" "$r/proc" "$r/tmp"; chmod 1777 "$r/tmp"; '
-        'mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; exec chroot "$r" "$@"'
-    )
-    return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", setup, "sh", str(root)] + list(argv)
+        'set -e; r="$1"; shift; /bin/mkdir -p "$r/dev" "$r/proc" "$r/tmp"; /bin/chmod 1777 "$r/tmp"; '
+        '{mount} --rbind /dev "$r/dev"; {mount} -t proc proc "$r/proc"; exec {chroot} "$r" "$@"'
+    ).format(**tools)
+    return [tools["unshare"], "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", setup, "sh", str(root)] + list(argv)
 
 
 def _shared_libraries(files: Iterable[str], src_root: pathlib.Path) -> List[str]:
@@ -185,6 +203,40 @@ def _copy_into(src_root: pathlib.Path, path: str, dest: pathlib.Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         shutil.copy2(src, target)
+
+
+def _resolve_in(src_root: pathlib.Path, path: str, depth: int = 0) -> Optional[pathlib.Path]:
+    """``path`` inside ``src_root`` with every symlink followed inside it too (an absolute
+    link target means the root's file, not the host's); None if it leads nowhere."""
+    current = src_root
+    parts = [p for p in path.split("/") if p]
+    while parts and depth < 40:
+        part = parts.pop(0)
+        candidate = current / part
+        if candidate.is_symlink():
+            depth += 1
+            target = os.readlink(candidate)
+            base = src_root if target.startswith("/") else current
+            parts = [p for p in target.split("/") if p] + parts
+            current = base
+        elif part == "..":
+            current = current.parent if current != src_root else current
+        else:
+            current = candidate
+    return current if current.exists() and not parts else None
+
+
+def _settle_symlinks(dest: pathlib.Path, src_root: pathlib.Path) -> None:
+    """Replace each symlink copied into ``dest`` by a copy of what it names in ``src_root``
+    (Debian links stdlib files to /etc/python3.X/...), or drop it if that is not there."""
+    for link in [p for p in dest.rglob("*") if p.is_symlink()]:
+        inside = "/" + os.path.relpath(str(link), str(dest))
+        real = _resolve_in(src_root, inside)
+        link.unlink()
+        if real is not None and real.is_file():
+            shutil.copy2(real, link)
+        elif real is not None and real.is_dir():
+            shutil.copytree(real, link, symlinks=False)
 
 
 def _python_facts(python: str, src_root: pathlib.Path) -> Dict[str, str]:
@@ -222,11 +274,12 @@ def distroless_root(python: str, src_root: pathlib.Path = pathlib.Path("/"), des
     def ignore(directory: str, names: List[str]) -> List[str]:
         return [n for n in names if n in _SKIP_STDLIB or n.startswith("config-") or n.endswith((".a", ".exe"))]
 
-    shutil.copytree(stdlib, dest / facts["stdlib"].lstrip("/"), symlinks=False, ignore=ignore)
-    # Debian keeps some of the standard library's extension modules outside it.
-    extensions = [str(p) for p in stdlib.rglob("*.so")]
+    shutil.copytree(stdlib, dest / facts["stdlib"].lstrip("/"), symlinks=True, ignore=ignore)
+    _settle_symlinks(dest, src_root)
+    # the extension modules copied (not those of packages installed next to the stdlib)
+    extensions = ["/" + os.path.relpath(str(p), str(dest)) for p in (dest / facts["stdlib"].lstrip("/")).rglob("*.so")]
     _copy_into(src_root, facts["executable"], dest)
-    wanted = [facts["executable"]] + ["/" + os.path.relpath(p, str(src_root)) for p in extensions]
+    wanted = [facts["executable"]] + extensions
     for lib in _shared_libraries(wanted, src_root):
         _copy_into(src_root, lib, dest)
     for name in ("python3", "python"):
@@ -273,7 +326,7 @@ def install_target(
         run_env.pop("PYTHONPATH", None)
         if inside:
             argv = chroot_argv(src_root, argv)
-            run_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
+            run_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", **host_pip_env(src_root), **(env or {})}
         _run(argv, timeout, env=run_env)
         extensions = ["/" + os.path.relpath(str(p), str(src_root)) for p in staging.rglob("*.so")]
         for lib in _shared_libraries(extensions, src_root):
