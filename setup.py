@@ -73,7 +73,7 @@ setup(
     packages=find_packages(include=["lambdaric", "lambdaric.*"]),
     install_requires=["simplejson>=3.18", "requests>=2.28", "cffi>=1.15"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15"],
+        "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15", "build>=1"],
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},
