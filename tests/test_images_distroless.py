@@ -14,6 +14,7 @@ import os
 import pathlib
 import shutil
 import signal
+import subprocess
 from typing import Dict, Tuple
 
 import pytest
@@ -123,6 +124,10 @@ def test_invokes_in_distroless(version: str, transport: str, sdist: pathlib.Path
     expected = b'{"echo": {"n": %d}, "python": "%s", "request_id": "r-%d"}'
     assert [p.body for p in posts] == [expected % (i, version.encode(), i) for i in (1, 2)]
     assert b"lambdaric: [DEBUG] transport: %s\n" % transport.encode() in result.stderr
+    if transport == "native":  # what a Dockerfile's `RUN python3 -m lambdaric --version` shows
+        out = subprocess.run(roots.chroot_argv(root, ["/usr/bin/python3", "-m", "lambdaric", "--version"]),
+                             env=_env("auto"), capture_output=True, timeout=60)
+        assert out.stdout.endswith(b"), transport: native\n") and b"(Python %s." % version.encode() in out.stdout, out
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -167,6 +172,10 @@ def test_says_why_it_falls_back(sdist: pathlib.Path, tmp_path_factory: pytest.Te
     assert [p.body for p in result.posts] == [b'{"echo": {"n": 1}, "python": "3.11", "request_id": "f-1"}']
     assert b"lambdaric: [DEBUG] transport: python (native module unavailable: " in result.stderr
     assert b"_cffi_backend" in result.stderr
+    version = subprocess.run(roots.chroot_argv(root, ["/usr/bin/python3", "-m", "lambdaric", "--version"]),
+                             env=_env("auto"), capture_output=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith(b"lambdaric "), version
+    assert b"transport: python (native module unavailable: ModuleNotFoundError: No module named '_cffi_backend')" in version.stdout
     forced = _runtime(root, "app.handler", [Event(b'{"n": 1}', request_id="f-2")], _env("native"), expect_posts=0)
     assert forced.exited and forced.returncode == 2 and forced.posts == []
     lines = [line for line in forced.stderr.splitlines() if line.strip()]

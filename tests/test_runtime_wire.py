@@ -1,5 +1,6 @@
 """The core runtime through the wire: a real ``python -m lambdaric`` process against the
 scripted Runtime API, asserting on the exact bytes it sends (issue 2)."""
+import importlib.util
 import json
 import os
 import signal
@@ -40,6 +41,13 @@ def test_help_and_version():
     assert out.returncode == 0 and b"usage: python -m lambdaric" in out.stdout
     out = subprocess.run([sys.executable, "-m", "lambdaric", "--version"], capture_output=True, cwd=ROOT, timeout=30)
     assert out.returncode == 0 and out.stdout.startswith(("lambdaric %s" % lambdaric.__version__).encode())
+    # the transport it would use, so that a Dockerfile's RUN line can check the native module loaded
+    native = importlib.util.find_spec("lambdaric._native") is not None
+    assert out.stdout.endswith(b"transport: native\n") if native else b"transport: python (native module unavailable: " in out.stdout
+    env = dict(os.environ, LAMBDARIC_TRANSPORT="python")
+    out = subprocess.run([sys.executable, "-m", "lambdaric", "-V"], capture_output=True, cwd=ROOT, env=env, timeout=30)
+    expected = "lambdaric %s (Python %s), transport: python (LAMBDARIC_TRANSPORT=python)\n"
+    assert out.stdout == (expected % (lambdaric.__version__, sys.version.split()[0])).encode()
 
 
 def test_runtime_help_lists_every_setting():

@@ -129,3 +129,19 @@ def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Tran
         transport.fallback_reason = "%s: %s" % (type(exc).__name__, exc)
         return transport
     return NativeTransport(address, user_agent)
+
+
+def describe(choice: Optional[str] = None) -> str:
+    """Which transport ``LAMBDARIC_TRANSPORT=choice`` gives here, in the words of the
+    ``[DEBUG] transport:`` line: ``native``, or ``python (why)``.
+
+    For ``python -m lambdaric --version``: one ``RUN`` line in a Dockerfile shows whether the
+    image got the native module, without a Runtime API to talk to.
+    """
+    if choice == "python":
+        return "python (LAMBDARIC_TRANSPORT=python)"
+    try:
+        from .native import NativeTransport  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return "python (native module unavailable: %s: %s)" % (type(exc).__name__, exc)
+    return "native"
