@@ -49,7 +49,23 @@ def native_options() -> dict:
     except ImportError:
         print("WARNING: cffi is not installed: lambdaric's native module is not built.")
         return {}
-    return {"cffi_modules": ["native/build_native.py:ffibuilder"], "cmdclass": {"build_ext": OptionalBuildExt}}
+    options = {"cffi_modules": ["native/build_native.py:ffibuilder"], "cmdclass": {"build_ext": OptionalBuildExt}}
+    if has_bdist_wheel():
+        # the module uses only the stable ABI (``_native.abi3.so``): one wheel serves 3.9 and later
+        options["options"] = {"bdist_wheel": {"py_limited_api": "cp39"}}
+    return options
+
+
+def has_bdist_wheel() -> bool:
+    """Whether a wheel can be built here (setuptools >= 70.1 has the command, else ``wheel``):
+    options for a command that does not exist make setuptools fail."""
+    for module in ("setuptools.command.bdist_wheel", "wheel.bdist_wheel"):
+        try:
+            __import__(module)
+            return True
+        except ImportError:
+            pass
+    return False
 
 
 def read_version() -> str:
