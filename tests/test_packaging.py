@@ -7,6 +7,7 @@ Sizes are asserted (they are not timings); install times are measured by
 """
 import importlib.util
 import os
+import platform
 import subprocess
 import sys
 import tarfile
@@ -73,6 +74,8 @@ def test_wheel_built_from_the_sdist_is_small_and_holds_the_compiled_module(tmp_p
     assert set(built) == {"sdist", "whl"}, built
     size = os.path.getsize(built["whl"])
     assert size < WHEEL_LIMIT, "the wheel is %d bytes (limit %d)" % (size, WHEEL_LIMIT)
+    # one wheel for every CPython from 3.9: the module is built on the stable ABI
+    assert os.path.basename(built["whl"]).endswith("-cp39-abi3-linux_%s.whl" % platform.machine()), built["whl"]
     with zipfile.ZipFile(built["whl"]) as whl:
         names = whl.namelist()
         modules = [n for n in names if n.startswith("lambdaric/_native") and n.endswith(".so")]
