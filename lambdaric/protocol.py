@@ -298,7 +298,13 @@ def error_headers(
     error_type: str, xray_cause: Optional[str] = None, invocation_id: Optional[str] = None
 ) -> List[Tuple[str, str]]:
     """The headers of an error POST (/error, /init/error, /restore/error), in the order both
-    transports send them: error type, X-Ray cause when there is one, invocation id when given."""
+    transports send them: error type, X-Ray cause when there is one, invocation id when given.
+
+    The error type is an exception's class name, which may be any text (``type()`` takes
+    CR/LF or non-Latin-1 names): an unsafe one is sent ``unicode_escape``-d (``Bad\\r\\n``,
+    ``\\u041e``), never as raw bytes that would add headers; the body has it as it is."""
+    if not _is_safe_header_value(error_type):
+        error_type = error_type.encode("unicode_escape").decode("ascii")[:8192]
     headers = [(ERROR_TYPE_HEADER, error_type)]
     if xray_cause is not None:
         headers.append((XRAY_CAUSE_HEADER, xray_cause))
