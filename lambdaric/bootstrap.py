@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from . import __version__, logsink, marshal, protocol
 from .logsink import flush_std_streams
 from .context import LambdaContext, StaticContext
-from .errors import ErrorReport, FaultException, report_exception, report_fault
+from .errors import ErrorReport, FaultException, error_body, report_exception, report_fault
 from .handler import load_handler
 from .transport import Transport, TransportError, create
 
@@ -229,7 +229,7 @@ class Runtime:
 
 
 def _error_body(report: ErrorReport) -> bytes:
-    return marshal.dumps(report.error).encode("utf-8", "surrogatepass")
+    return error_body(report.error, protocol.MAX_PAYLOAD)  # fits the payload limit, valid UTF-8
 
 
 def _exit_code(exc: SystemExit) -> int:

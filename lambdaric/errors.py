@@ -59,7 +59,8 @@ def safe_str(exc: BaseException) -> str:
     """``str(exc)``, or a clear stand-in when the exception's ``__str__`` itself fails."""
     try:
         return str(exc)
-    except Exception as inner:  # a hostile __str__ must not take the runtime down
+    except BaseException as inner:  # a hostile __str__ (even one raising KeyboardInterrupt
+        # or SystemExit) must not take the runtime down: the handler's failure is reported
         return "<exception str() failed: %s>" % type(inner).__name__
 
 
@@ -88,16 +89,42 @@ class ErrorReport:
             stack = [{"label": f[2], "path": f[0], "line": f[1]} for f in self.frames]
             paths = list(dict.fromkeys(f[0] for f in self.frames))
         return {
-            "working_directory": os.getcwd(),
+            "working_directory": working_directory(),
             "exceptions": [{"message": self.error["errorMessage"], "type": xray_type, "stack": stack}],
             "paths": paths,
         }
+
+
+def working_directory() -> str:
+    """The cwd for the X-Ray cause. A handler may have removed its own working directory
+    (``os.getcwd()`` then fails): Linux still names it, as ``/path (deleted)``."""
+    try:
+        return os.getcwd()
+    except OSError:
+        try:
+            return os.readlink("/proc/self/cwd")
+        except OSError:
+            return ""
+
+
+def release_frames(tb: Any) -> None:
+    """Drop the locals of the finished frames of a traceback (the one still running, the
+    caller's, cannot be cleared and is skipped). After a MemoryError the handler's locals
+    may hold all the memory there is; the report (file names, lines) needs none of them."""
+    while tb is not None:
+        try:
+            tb.tb_frame.clear()
+        except RuntimeError:  # a frame still executing
+            pass
+        tb = tb.tb_next
 
 
 def report_exception(exc: BaseException, request_id: Optional[str]) -> ErrorReport:
     """Build the report for an exception raised by user code (or a FaultException)."""
     if isinstance(exc, FaultException):
         return ErrorReport(make_error(exc.message, exc.error_type, exc.trace, request_id), (), True)
+    if isinstance(exc, MemoryError):
+        release_frames(exc.__traceback__)
     frames = user_frames(exc.__traceback__)
     error = make_error(safe_str(exc), type(exc).__name__, format_frames(frames), request_id)
     return ErrorReport(error, [(f.filename, f.lineno, f.name) for f in frames], False)
@@ -109,6 +136,50 @@ def format_frames(frames: "Sequence[traceback.FrameSummary]") -> List[str]:
     import traceback
 
     return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+
+
+#: What replaces the end of an error message cut to fit the Runtime API's payload limit.
+TRUNCATED = " ... (truncated; the whole error is in the log)"
+
+
+def error_body(error: Dict[str, Any], limit: int) -> bytes:
+    """The error object as the JSON body of an error POST, at most ``limit`` bytes.
+
+    The Runtime API refuses a body over its payload limit (6 MB) and the error would be
+    lost: a stack trace over half the limit keeps its last frames (where the error was
+    raised), then a longer message (an exception carrying a whole document) keeps its
+    start; each says what was left out (:data:`TRUNCATED`). The log record keeps the
+    whole error. Text that is no valid Unicode (lone surrogates, from ``surrogateescape``)
+    is sent as ``\\uXXXX`` escapes, so that the body is always valid UTF-8 JSON.
+    """
+    body = _json_bytes(error)
+    if len(body) <= limit:
+        return body
+    fitted = dict(error)
+    trace = list(fitted["stackTrace"] or ())
+    if trace and len(_json_bytes(trace)) > limit // 2:
+        total = len(trace)
+        while len(trace) > 1 and len(_json_bytes(trace)) > limit // 2:
+            trace = trace[len(trace) // 2:]
+        trace.insert(0, "  ... (%d of %d frames left out; the whole trace is in the log)\n" % (total - len(trace), total))
+        fitted["stackTrace"] = trace
+        body = _json_bytes(fitted)
+    message = fitted["errorMessage"] if isinstance(fitted["errorMessage"], str) else ""
+    keep = len(message)
+    while len(body) > limit and keep:
+        keep = keep * limit // len(body) * 9 // 10  # escapes make the JSON longer than the text
+        fitted["errorMessage"] = message[:keep] + TRUNCATED
+        body = _json_bytes(fitted)
+    return body
+
+
+def _json_bytes(obj: Any) -> bytes:
+    from . import marshal  # (it imports this module; loaded long before an error is posted)
+
+    try:
+        return marshal.dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: escaped, as in the X-Ray cause
+        return marshal.dumps_ascii(obj).encode("ascii")
 
 
 def report_fault(error_type: str, message: str, request_id: Optional[str], trace: Optional[List[str]] = None) -> ErrorReport:
