@@ -54,8 +54,38 @@ def flush_std_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
+        except OSError:
+            if _stdout_fd_reopened(stream):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
         except Exception:
             pass
+
+
+def _stdout_fd_reopened(stream: "Any") -> bool:
+    """The function closed fd 1 (``os.close(1)``): what stdout holds, the runtime's error
+    records among it, could never be written. Point fd 1 at stderr (Lambda puts both in
+    the same log) and say so; False when fd 1 is open (another failure) or not stdout's."""
+    try:
+        if stream is not sys.stdout or stream.fileno() != 1:
+            return False
+        os.fstat(1)
+        return False
+    except OSError:
+        pass
+    except Exception:  # no fileno (replaced), closed (ValueError)
+        return False
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        return False
+    try:
+        os.write(2, b"lambdaric: fd 1 (stdout) was closed by the function; stdout now goes to stderr\n")
+    except OSError:
+        pass
+    return True
 
 
 def begin_invoke(request_id: str, tenant_id: "Optional[str]") -> None:
@@ -138,7 +168,7 @@ class StreamSink:
         if self.telemetry_fd is not None:
             self._frame(text, 0, False, time.time())
         else:
-            (self._stream or sys.stdout).write(text)
+            self._out(text)
 
     def record(self, text: str, level: int, is_json: bool, created: float, frame_newline: bool = True) -> None:
         """One log record (``level`` is the frame level, 0 for none). JSON frames end with a
@@ -156,7 +186,35 @@ class StreamSink:
             text = body + "\n"
         elif not text.endswith("\n"):
             text += "\n"
-        (self._stream or sys.stdout).write(text)
+        self._out(text)
+
+    def _out(self, text: str) -> None:
+        """Write to the stream (stdout looked up now). The function may have closed
+        ``sys.stdout``, set it to None, closed fd 1, or logged text no codec takes (lone
+        surrogates): then the record goes out escaped, or straight to fd 1, else fd 2,
+        rather than failing the runtime with a traceback (the official client dies)."""
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(text)
+            return
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
+            try:
+                stream.write(text)
+                return
+            except Exception:
+                pass
+        except Exception:  # closed (ValueError), None (AttributeError), bad fd (OSError)...
+            pass
+        data = text.encode("utf-8", "backslashreplace")
+        for fd in (1, 2):
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                return
+            except OSError:
+                continue
 
     def _frame(self, text: str, level: int, is_json: bool, created: float) -> None:
         global _FRAME_HEAD
@@ -351,11 +409,37 @@ def flush_on_sigterm() -> None:
         pass
 
 
+_real_os_exit: "Optional[Callable[[int], Any]]" = None
+_os_exit_pid = 0
+
+
+def flush_on_os_exit() -> None:
+    """Make ``os._exit()`` flush stdout and stderr first. It skips every flush, so output
+    a function printed just before calling it would be lost from the block buffer
+    (:func:`buffer_stdout`), where the official client (a flush per write) keeps it. Only
+    in the process that set this up: a forked child (multiprocessing) that calls it must
+    not write its copy of the parent's buffer a second time."""
+    global _real_os_exit, _os_exit_pid
+    _os_exit_pid = os.getpid()
+    if _real_os_exit is not None:
+        return
+    real = _real_os_exit = os._exit
+
+    def _exit(status: int) -> "Any":
+        if os.getpid() == _os_exit_pid:
+            flush_std_streams()
+        real(status)
+
+    _exit.__doc__ = real.__doc__
+    os._exit = _exit  # type: ignore[assignment]
+
+
 def setup_output() -> "Optional[Flusher]":
-    """What the runtime does to stdout when it starts: buffer it, flush it on SIGTERM, and
-    start the flusher (returned) when stdout ends up block-buffered."""
+    """What the runtime does to stdout when it starts: buffer it, flush it on SIGTERM and
+    on ``os._exit()``, and start the flusher (returned) when stdout ends up block-buffered."""
     buffer_stdout()
     flush_on_sigterm()
+    flush_on_os_exit()
     return Flusher() if Flusher.wanted() else None
 
 
