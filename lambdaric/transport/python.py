@@ -78,9 +78,8 @@ class PythonTransport:
     def next(self) -> Invocation:
         head, body = self._exchange("GET /next", (self._next_request,), MAX_PAYLOAD)
         if head.status != 200:
-            raise ProtocolError(
-                "GET /next answered %d %s: %s"
-                % (head.status, head.reason, protocol.error_message_from_body(bytes(body)))
+            raise ProtocolError(  # (the reason phrase is the server's text: left out, as in C)
+                "GET /next answered %d: %s" % (head.status, protocol.error_message_from_body(bytes(body)))
             )
         return invocation_from_headers(head.headers, body)
 
