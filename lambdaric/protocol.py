@@ -536,6 +536,8 @@ class ChunkedDecoder:
                 if n - pos > 8192:
                     raise ProtocolError("chunk size or trailer line too long")
                 break
+            if eol - pos > 8192:  # as when it is incomplete: the answer must not depend on how it was cut
+                raise ProtocolError("chunk size or trailer line too long")
             line = data[pos:eol].rstrip(b"\r")
             pos = eol + 1
             if self._state == self._TRAILER:
