@@ -29,6 +29,7 @@ environment:
   LAMBDA_TASK_ROOT                code folder, put on sys.path with the cwd
   LAMBDARIC_TRANSPORT             python | native (default: native when built)
   LAMBDARIC_MALLOC_TUNE           0: no glibc malloc tuning (native transport)
+  LAMBDARIC_ANSWER_TIMEOUT        seconds per answer once begun (10; 0: none)
   AWS_LAMBDA_LOG_FORMAT           Text (default) | JSON
   AWS_LAMBDA_LOG_LEVEL            TRACE DEBUG INFO WARN ERROR FATAL
   AWS_LAMBDA_MAX_CONCURRENCY      N: Managed Instances, N invokes at once

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #define PREFIX "/2018-06-01/runtime"
 #define MAX_IOV 12
@@ -89,6 +90,43 @@ static int wait_or_error(lr_conn *c, int e) {
     return LR_OS;
 }
 
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The answer bound (`answer_ms`): a /next may wait forever for its answer to begin (the
+ * sandbox is frozen between events), but an answer that began and then stalls is a fault.
+ * The first byte arms the deadline; every receive after it (or its poll timeout) checks it.
+ * `got`: bytes came in this receive. Returns 1 when the deadline has passed. */
+static int stalled(lr_conn *c, int got) {
+    long long now;
+    if (!c->answer_ms || (!got && !c->answer_end)) return 0;
+    now = now_ms();
+    if (!c->answer_end) {
+        c->answer_end = now + c->answer_ms;
+        return 0;
+    }
+    if (now <= c->answer_end) return 0;
+    c->err = ETIMEDOUT;
+    c->partial = 1;
+    return 1;
+}
+
+/* An answer is awaited from now on: bytes already buffered are its beginning. */
+static void begin_answer(lr_conn *c) {
+    c->phase = 1;
+    c->answer_end = 0;
+    if (c->end > c->start) stalled(c, 1);
+}
+
+/* A receive failed with `e`: LR_WAIT (call again), unless the answer bound ran out. */
+static int recv_failed(lr_conn *c, int e) {
+    int r = wait_or_error(c, e);
+    return r == LR_WAIT && stalled(c, 0) ? LR_STALLED : r;
+}
+
 /* Send iov[0..n), skipping the c->sent bytes that went out on an earlier, interrupted attempt. */
 static int send_iov(lr_conn *c, struct iovec *iov, int n) {
     size_t skip = c->sent;
@@ -129,13 +167,13 @@ static int fill(lr_conn *c) {
         c->end = keep;
     }
     r = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
-    if (r < 0) return wait_or_error(c, errno);
+    if (r < 0) return recv_failed(c, errno);
     if (r == 0) {
         c->partial = c->have_head || c->end > c->start;
         return LR_CLOSED;
     }
     c->end += (size_t)r;
-    return LR_DONE;
+    return stalled(c, 1) ? LR_STALLED : LR_DONE;
 }
 
 static int lower(int ch) { return (ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch; }
@@ -253,7 +291,7 @@ int lr_next(lr_conn *c, const char *request, size_t request_len, long long limit
         iov[0].iov_base = (void *)request;
         iov[0].iov_len = request_len;
         if ((r = send_iov(c, iov, 1)) != LR_DONE) return r;
-        c->phase = 1;
+        begin_answer(c);
         c->limit = limit;
     }
     return read_answer(c);
@@ -328,14 +366,14 @@ int lr_post(lr_conn *c, int kind, const char *request_id, size_t request_id_len,
         if (kind != LR_POST_STREAM && body_len) IOV(body, body_len);
         if ((r = send_iov(c, iov, k)) != LR_DONE) return r;
         if (kind == LR_POST_STREAM) return LR_DONE; /* chunks follow; then lr_answer */
-        c->phase = 1;
+        begin_answer(c);
         c->limit = limit;
     }
     return read_answer(c);
 }
 
 int lr_answer(lr_conn *c, long long limit) {
-    c->phase = 1;
+    if (c->phase == 0) begin_answer(c); /* (called again after LR_WAIT: keep the deadline) */
     c->limit = limit;
     return read_answer(c);
 }
@@ -353,12 +391,13 @@ int lr_read_body(lr_conn *c, char *dst, size_t len) {
             continue;
         }
         r = recv(c->fd, dst + c->got, len - c->got, 0);
-        if (r < 0) return wait_or_error(c, errno);
+        if (r < 0) return recv_failed(c, errno);
         if (r == 0) {
             c->partial = 1;
             return LR_CLOSED;
         }
         c->got += (size_t)r;
+        if (stalled(c, 1)) return LR_STALLED;
     }
     c->got = 0;
     return LR_DONE;
@@ -375,9 +414,9 @@ long lr_pull(lr_conn *c, char *dst, size_t len) {
         return (long)take;
     }
     r = recv(c->fd, dst, len, 0);
-    if (r < 0) return wait_or_error(c, errno);
+    if (r < 0) return recv_failed(c, errno);
     if (r == 0) return LR_CLOSED;
-    return (long)r;
+    return stalled(c, 1) ? LR_STALLED : (long)r;
 }
 
 /* Put back `len` bytes pulled too far (what followed a chunked body) in front of the

@@ -42,7 +42,8 @@ enum {
     LR_WAIT = -1,         /* interrupted by a signal or the poll interval passed: call again */
     LR_CLOSED = -2,       /* the peer closed the connection (`partial`: part of an answer came) */
     LR_OS = -3,           /* an OS error: `err` holds errno */
-    LR_BAD = -4           /* malformed answer or unsafe input: `perr` holds LR_E_*, `error_at` where */
+    LR_BAD = -4,          /* malformed answer or unsafe input: `perr` holds LR_E_*, `error_at` where */
+    LR_STALLED = -5       /* the answer was not complete `answer_ms` after its first byte came */
 };
 
 /* Which request lr_post sends. */
@@ -68,6 +69,8 @@ typedef struct {
     size_t got;          /* bytes of a large body already read */
     long long limit;
     char length_line[48];
+    int answer_ms;       /* bound on an answer once its first byte is in (0: none); the caller sets it */
+    long long answer_end; /* CLOCK_MONOTONIC ms by which the answer must be complete; 0: no byte yet */
     /* public results */
     int status;
     int keep_alive;

@@ -59,7 +59,7 @@ def test_runtime_help_lists_every_setting():
     lines = out.stdout.decode().splitlines()
     listed = [line.split()[0] for line in lines[lines.index("environment:") + 1:] if line.strip()]
     assert listed == [
-        "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDARIC_TRANSPORT", "LAMBDARIC_MALLOC_TUNE",
+        "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDARIC_TRANSPORT", "LAMBDARIC_MALLOC_TUNE", "LAMBDARIC_ANSWER_TIMEOUT",
         "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_MAX_CONCURRENCY", "LAMBDARIC_CONCURRENCY_MODE",
         "LAMBDARIC_SIGTERM_EXTENSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
     ]

@@ -118,17 +118,37 @@ def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Tran
 
     if choice not in (None, "", "python", "auto", "native"):
         raise ValueError("LAMBDARIC_TRANSPORT must be 'python', 'native' or 'auto', not %r" % choice)
+    bound = answer_timeout()
     if choice == "python":
-        return PythonTransport(address, user_agent)
+        return PythonTransport(address, user_agent, bound)
     try:
         from .native import NativeTransport
     except (ImportError, OSError) as exc:
         if choice == "native":
             raise RuntimeError("LAMBDARIC_TRANSPORT=native, but the native module cannot be loaded: %s" % exc)
-        transport = PythonTransport(address, user_agent)
+        transport = PythonTransport(address, user_agent, bound)
         transport.fallback_reason = "%s: %s" % (type(exc).__name__, exc)
         return transport
-    return NativeTransport(address, user_agent)
+    return NativeTransport(address, user_agent, bound)
+
+
+def answer_timeout() -> float:
+    """``LAMBDARIC_ANSWER_TIMEOUT``: seconds an answer may take once its first byte came
+    (default :data:`.python.ANSWER_TIMEOUT`; 0: no bound). See :class:`.python.AnswerStalled`."""
+    import os
+
+    from .python import ANSWER_TIMEOUT
+
+    text = os.environ.get("LAMBDARIC_ANSWER_TIMEOUT", "")
+    if not text:
+        return ANSWER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86400:  # (NaN fails too)
+        raise ValueError("LAMBDARIC_ANSWER_TIMEOUT must be a number of seconds, 0 for no bound, not %r" % text[:50])
+    return value
 
 
 def describe(choice: Optional[str] = None) -> str:

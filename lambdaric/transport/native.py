@@ -32,7 +32,7 @@ from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
 from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
 from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, Answer, TransportError, no_stream_open, stream_open
-from .python import ConnectionClosed, _connect, peer_closed, split_address
+from .python import ANSWER_TIMEOUT, AnswerStalled, ConnectionClosed, _connect, peer_closed, split_address
 
 #: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
 #: bodies go straight from the socket into their own bytearray.
@@ -63,9 +63,11 @@ class NativeTransport:
 
     name = "native"
 
-    def __init__(self, address: str, user_agent: str) -> None:
+    def __init__(self, address: str, user_agent: str, answer_timeout: float = ANSWER_TIMEOUT) -> None:
         self.address = address
         self._hostport = split_address(address)
+        #: seconds an answer may take once its first byte came (0: no bound); see AnswerStalled
+        self.answer_timeout = answer_timeout
         self._common = (" HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n" % (address, user_agent)).encode("latin-1")
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
         self._user_agent = user_agent
@@ -229,6 +231,7 @@ class NativeTransport:
         if rc != 0:
             sock.close()
             raise TransportError(self.address, call, OSError(-rc, os.strerror(-rc)))
+        self._conn.answer_ms = max(1, int(self.answer_timeout * 1000)) if self.answer_timeout else 0
         self._sock = sock
 
     def _run(self, fn: Callable[..., int], args: tuple) -> int:
@@ -271,8 +274,10 @@ class NativeTransport:
 
     def _transport_error(self, call: str, rc: int, where: str) -> TransportError:
         conn = self._conn
-        if rc == lib.LR_OS:
-            cause: OSError = OSError(conn.err, os.strerror(conn.err))
+        if rc == lib.LR_STALLED:
+            cause: OSError = AnswerStalled(self.answer_timeout)
+        elif rc == lib.LR_OS:
+            cause = OSError(conn.err, os.strerror(conn.err))
         else:
             cause = ConnectionClosed("connection closed by the Runtime API %s" % where, bool(conn.partial))
         self.close()

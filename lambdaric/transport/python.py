@@ -12,6 +12,7 @@ runtime waits on ``/next``.
 from __future__ import annotations
 
 import _socket
+from time import monotonic as _monotonic
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,60 @@ def split_address(address: str) -> Tuple[str, int]:
     return host, int(port)
 
 
+#: Seconds an answer from the Runtime API may take once its first byte came
+#: (LAMBDARIC_ANSWER_TIMEOUT; see transport.create and AnswerStalled).
+ANSWER_TIMEOUT = 10.0
+
+
+class AnswerStalled(TimeoutError):
+    """An answer began and was not complete ``bound`` seconds later.
+
+    ``GET /next`` has no timeout: it waits until an event comes, however long (the sandbox
+    is frozen in between). But once the first byte of an answer is in, the rest is a local
+    copy of at most a few MB that takes milliseconds; an answer still incomplete after the
+    bound (a lying Content-Length, a stalled or dripping server) is a broken Runtime API,
+    and the call fails like a broken connection (the bootstrap retries it, then exits)."""
+
+    def __init__(self, bound: float) -> None:
+        super().__init__(
+            "the answer from the Runtime API stalled: not complete %g s after its first byte "
+            "(LAMBDARIC_ANSWER_TIMEOUT)" % bound
+        )
+
+
+class _Bounded:
+    """The socket while the rest of an answer comes in: every receive waits at most until
+    the answer's deadline (``bound`` seconds from its first byte), then raises AnswerStalled.
+    Used only after the first receive: an answer that comes whole in one costs nothing."""
+
+    __slots__ = ("sock", "bound", "deadline")
+
+    def __init__(self, sock: _socket.socket, bound: float) -> None:
+        self.sock = sock
+        self.bound = bound
+        self.deadline = _monotonic() + bound
+
+    def _arm(self) -> None:
+        left = self.deadline - _monotonic()
+        if left <= 0:
+            raise AnswerStalled(self.bound)
+        self.sock.settimeout(left)
+
+    def recv(self, size: int) -> bytes:
+        self._arm()
+        try:
+            return self.sock.recv(size)
+        except _socket.timeout:
+            raise AnswerStalled(self.bound) from None
+
+    def recv_into(self, view: memoryview, size: int) -> int:
+        self._arm()
+        try:
+            return self.sock.recv_into(view, size)
+        except _socket.timeout:
+            raise AnswerStalled(self.bound) from None
+
+
 class ConnectionClosed(OSError):
     """The peer closed the connection; ``partial`` tells if part of an answer had come."""
 
@@ -63,9 +118,11 @@ class PythonTransport:
     #: why the native transport was not used, when it was wanted (see transport.create)
     fallback_reason: Optional[str] = None
 
-    def __init__(self, address: str, user_agent: str) -> None:
+    def __init__(self, address: str, user_agent: str, answer_timeout: float = ANSWER_TIMEOUT) -> None:
         self.address = address
         self._hostport = split_address(address)
+        #: seconds an answer may take once its first byte came (0: no bound); see AnswerStalled
+        self.answer_timeout = answer_timeout
         self._user_agent = user_agent
         self._sock: Optional[_socket.socket] = None
         self._buf = b""
@@ -234,6 +291,18 @@ class PythonTransport:
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         buf = self._buf
         self._buf = b""
+        bound = self.answer_timeout
+        # the first receive may wait forever (a /next before its event); the rest are bounded
+        src: Union[_socket.socket, _Bounded] = _Bounded(sock, bound) if buf and bound else sock
+        try:
+            return self._read_rest(sock, src, buf, limit)
+        finally:
+            if bound and sock.fileno() != -1 and sock.gettimeout() is not None:
+                sock.settimeout(None)  # blocking again, for the next /next
+
+    def _read_rest(
+        self, sock: _socket.socket, src: "Union[_socket.socket, _Bounded]", buf: bytes, limit: int
+    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         while True:
             end = buf.find(b"\r\n\r\n")
             if end >= 0:
@@ -245,10 +314,12 @@ class PythonTransport:
                 break
             if len(buf) > MAX_HEAD:
                 raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
-            chunk = sock.recv(_RECV)
+            chunk = src.recv(_RECV)
             if not chunk:
                 raise ConnectionClosed("connection closed by the Runtime API before an answer", bool(buf))
             buf += chunk
+            if src is sock and self.answer_timeout:  # the answer's first byte: the bound starts
+                src = _Bounded(sock, self.answer_timeout)
         head = parse_response_head(head_bytes)
         length = head.content_length
         if length >= 0:
@@ -258,11 +329,11 @@ class PythonTransport:
                 body: Union[bytes, bytearray] = rest[:length]
                 self._buf = rest[length:]
             else:
-                body = _read_exact(sock, rest, length)
+                body = _read_exact(src, rest, length)  # type: ignore[arg-type]
         elif length == -1:
-            body, self._buf = _read_chunked(sock, rest, limit)
+            body, self._buf = _read_chunked(src, rest, limit)  # type: ignore[arg-type]
         else:
-            body = _read_to_close(sock, rest, limit)
+            body = _read_to_close(src, rest, limit)  # type: ignore[arg-type]
             head.keep_alive = False
         if not head.keep_alive:
             self.close()
