@@ -90,6 +90,8 @@ class Runtime:
                         % (exc.endpoint, exc.call, _os_error_text(exc.cause), len(RETRY_DELAYS) + 1)
                     )
                     raise RuntimeExit(1) from None
+                if not isinstance(exc.cause, ConnectionRefusedError):  # a broken exchange, not "not up (yet)"
+                    say("%s to %s failed: %s; retrying" % (exc.call, exc.endpoint, _os_error_text(exc.cause)))
                 time.sleep(delay)
             except protocol.ProtocolError as exc:
                 say("invalid answer from the Runtime API at %s (%s): %s" % (self.transport_address, what, exc))
