@@ -2,7 +2,8 @@
 # Fuzz the native module with libFuzzer, ASan and UBSan on, for about SECONDS (default 60) in all:
 #   fuzz_lr_http  the response-head parser (lr_http.c)
 #   fuzz_lr_conn  the connection's receive path over a socketpair, driven as native.py drives it
-#                 (lr_conn.c; input format and invariants at the top of fuzz_lr_conn.c)
+#                 (lr_conn.c; input format and invariants at the top of fuzz_lr_conn.c), some
+#                 inputs with a tiny answer bound on a virtual clock (-DLR_FUZZ_CLOCK: LR_STALLED)
 # With two or more CPUs both run at once for SECONDS each, otherwise one after the other for
 # half of it each. Corpora start from native/fuzz_corpus*/ and grow in the work directory.
 #
@@ -37,7 +38,7 @@ for name in "${names[@]}"; do
   srcs=()
   for s in ${sources[$name]} "fuzz_$name.c"; do srcs+=("$here/$s"); done
   if ! clang -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-      ${LAMBDARIC_FUZZ_CFLAGS:-} -I"$here" "${srcs[@]}" -o "$out/fuzz_$name"; then
+      -DLR_FUZZ_CLOCK ${LAMBDARIC_FUZZ_CFLAGS:-} -I"$here" "${srcs[@]}" -o "$out/fuzz_$name"; then
     echo "fuzz.sh: building fuzz_$name failed" >&2
     exit 2
   fi

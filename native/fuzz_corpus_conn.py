@@ -26,6 +26,11 @@ def pull(w: int) -> int:
 SERVER_CLOSES = 16 << 2
 
 
+def bound(ms: int) -> int:
+    """byte-1 bits for an answer bound of `ms` (1-7) virtual ms, one tick per piece (lr_pull of 65536)."""
+    return (ms & 7) << 3
+
+
 def seed(flags: int, byte1: int, cuts, stream: bytes) -> bytes:
     assert len(cuts) == flags & 7
     return bytes([flags, byte1]) + b"".join(struct.pack(">H", c) for c in cuts) + stream
@@ -96,6 +101,27 @@ SEEDS = {
         b"HTTP/1.1 200 OK\nLambda-Runtime-Aws-Request-Id: r\nContent-Length: 3\n\nabc"
         + b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ERROR)
         + ERROR,
+    ),
+    # the answer bound: an answer in more pieces than the bound allows stalls (LR_STALLED) after
+    # its first byte, in the head, a large body (lr_read_body), a chunked body (lr_pull), a posted
+    # answer; one within the bound completes, and a /next with nothing sent yet is never cut
+    "stall_in_head": seed(RUNTIME | 7, bound(2), [10, 10, 10, 10, 10, 10, 10], next_head(b"req-stall-head")),
+    "stall_in_large_body": seed(
+        RUNTIME | 4, bound(3), [500, 40000, 40000, 40000],
+        next_head(b"req-stall-large") + b"Content-Length: %d\r\n\r\n" % len(BIG) + BIG + ACCEPTED,
+    ),
+    "stall_in_chunks": seed(
+        RUNTIME | CAP256 | 5, bound(1), [60, 330, 10, 10, 10],
+        next_head(b"req-stall-chunked") + b"Transfer-Encoding: chunked\r\n\r\n" + CHUNKS + ACCEPTED,
+    ),
+    "stall_in_post_answer": seed(
+        RUNTIME | CAP256 | 3, KIND_STREAM | bound(1), [400, 20, 20],
+        next_head(b"req-stall-post") + b"Content-Length: 2\r\n\r\n{}" + ACCEPTED,
+    ),
+    "within_bound": seed(
+        RUNTIME | CAP256 | 2, bound(7), [200, 30],
+        next_head(b"req-in-time") + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY + ACCEPTED
+        + next_head(b"req-2") + b"Content-Length: 2\r\n\r\n{}" + ACCEPTED,
     ),
 }
 

@@ -26,7 +26,12 @@
  *                     lr_send_last_chunk, lr_answer)
  *           bits 2-7  v: lr_pull size: v < 32: 65536 (native.py), else 64 * w * w - 63 bytes,
  *                     w = v - 31 (1 to 65473); 16 <= v < 32: the server closes its end after the last
- *                     piece instead of shutting its write side down (EPIPE, ECONNRESET paths)
+ *                     piece instead of shutting its write side down (EPIPE, ECONNRESET paths);
+ *                     v < 32: bits 3-5 (b) set the answer bound: answer_ms = b ms (0: none), on
+ *                     a virtual clock that ticks 1 ms each time a call answers LR_WAIT (one piece
+ *                     delivered in between), so an answer cut into more than b + 1 pieces stalls
+ *                     (LR_STALLED) deterministically and without sleeping (needs -DLR_FUZZ_CLOCK,
+ *                     as fuzz.sh and check_musl.sh build it; without it no bound is set)
  *   then 2 bytes (big-endian) per cut point: the size of each piece; the rest is the last piece.
  *
  * Beyond "no crash, no sanitizer report", it aborts when an invariant breaks:
@@ -41,6 +46,9 @@
  *   - no endless LR_WAIT once the server has sent everything and shut down;
  *   - a send fails only after the server closed its end, and a failed send inside a stream
  *     is marked `partial` (never "closed before an answer, safe to send again").
+ *   - LR_STALLED only with a bound, only once a byte of the awaited answer came in (a /next
+ *     with nothing received yet is never cut), only after more than answer_ms ticks since the
+ *     call that awaits the answer began, with err ETIMEDOUT and `partial` set;
  *   - lr_unread always takes back the bytes pulled past a chunked body (this harness found it
  *     refusing them while other bytes were still buffered, which lost the next answer's head).
  *
@@ -161,7 +169,14 @@ static size_t received(server *s) {
 typedef struct {
     server *s;
     lr_conn *c;
+    long long t_answer; /* the virtual clock when the call awaiting the current answer began */
+    size_t answer_at;   /* the stream offset of that answer's first byte */
 } ctx;
+
+/* The virtual clock lr_conn.c reads with -DLR_FUZZ_CLOCK (ms; RUN ticks it on each LR_WAIT). */
+static long long fuzz_clock;
+long long lr_fuzz_now_ms(void);
+long long lr_fuzz_now_ms(void) { return fuzz_clock; }
 
 /* Stream offset of the next byte the caller has not been given yet. */
 static size_t position(ctx *x) { return received(x->s) - (x->c->end - x->c->start); }
@@ -218,6 +233,22 @@ static void check_values(ctx *x, size_t at) {
     }
 }
 
+/* An answer is awaited from now on (lr_next, lr_post, lr_answer): for the stall checks. */
+static void awaiting(ctx *x) {
+    x->t_answer = fuzz_clock;
+    x->answer_at = position(x);
+}
+
+/* A call returned LR_STALLED: the bound is on, the answer had begun, and it ran out. */
+static void check_stalled(ctx *x) {
+    lr_conn *c = x->c;
+    CHECK(c->answer_ms > 0 && c->answer_end != 0);
+    CHECK(received(x->s) > x->answer_at);                   /* a byte of this answer came in */
+    CHECK(c->answer_end - c->answer_ms >= x->t_answer);     /* armed by it, not earlier */
+    CHECK(fuzz_clock > c->answer_end);                      /* and only once the bound ran out */
+    CHECK(c->err == ETIMEDOUT && c->partial);
+}
+
 #ifdef LR_FUZZ_TRACE /* -DLR_FUZZ_TRACE: print every call and its result */
 #define TRACE(what, rc) fprintf(stderr, "%.40s -> %ld\n", what, rc)
 #else
@@ -233,6 +264,7 @@ static void check_values(ctx *x, size_t at) {
             TRACE(#call, (long)rc);                                                                                    \
             check_state(x);                                                                                            \
             if (rc != LR_WAIT) break;                                                                                  \
+            fuzz_clock++;                                                                                              \
             if (pump((x)->s))                                                                                          \
                 idle_ = 0;                                                                                             \
             else                                                                                                       \
@@ -351,6 +383,12 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
         CHECK(dst != NULL);
         RUN(x, r, lr_read_body(c, dst, c->body_len));
         if (r != LR_DONE) {
+            if (r == LR_STALLED) {
+                check_stalled(x);
+                CHECK(c->got <= c->body_len); /* (the last bytes too may come too late) */
+                free(dst);
+                return -1;
+            }
             CHECK(r == LR_CLOSED || r == LR_OS);
             CHECK(c->got < c->body_len);
             free(dst);
@@ -372,7 +410,8 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
             int done;
             RUN(x, n, lr_pull(c, pull, pull_size));
             if (n < 0) {
-                CHECK(n == LR_CLOSED || n == LR_OS);
+                if (n == LR_STALLED) check_stalled(x);
+                CHECK(n == LR_CLOSED || n == LR_OS || n == LR_STALLED);
                 return -1;
             }
             CHECK(n > 0 && (size_t)n <= pull_size);
@@ -400,7 +439,8 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
             RUN(x, n, lr_pull(c, pull, pull_size));
             if (n == LR_CLOSED) return -1; /* the body is complete; native.py closes */
             if (n < 0) {
-                CHECK(n == LR_OS);
+                if (n == LR_STALLED) check_stalled(x);
+                CHECK(n == LR_OS || n == LR_STALLED);
                 return -1;
             }
             CHECK(n > 0 && (size_t)n <= pull_size);
@@ -495,6 +535,7 @@ static int post_stream(ctx *x, const char *rid, const char *ctype, const bytes *
     puts_(&x->s->expect, "0\r\n");
     put(&x->s->expect, trailer, tlen);
     puts_(&x->s->expect, "\r\n");
+    awaiting(x);
     RUN(x, rc, lr_answer(c, MAX_ANSWER));
     return rc;
 }
@@ -550,12 +591,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     x.c = c;
     CHECK(lr_init(c, s.rt, buf, 2 * LR_MAX_HEAD - 1, COMMON, strlen(COMMON), 0) < 0); /* too small: refused */
     CHECK(lr_init(c, s.rt, buf, cap, COMMON, strlen(COMMON), (data[1] & 4) ? 1 : 0) == 0);
+#ifdef LR_FUZZ_CLOCK
+    c->answer_ms = (data[1] >> 2) < 32 ? (data[1] >> 3) & 7 : 0; /* as native.py sets it, after lr_init */
+#endif
+    fuzz_clock = 1000000;
 
     for (;;) {
         size_t begin = position(&x);
+        awaiting(&x);
         RUN(&x, rc, lr_next(c, NEXT_REQUEST, sizeof NEXT_REQUEST - 1, limit));
         puts_(&s.expect, NEXT_REQUEST); /* a send cannot fail here: the server end stays open */
         if (rc < 0) {
+            if (rc == LR_STALLED) {
+                check_stalled(&x);
+                break;
+            }
             CHECK(rc == LR_CLOSED || rc == LR_OS || rc == LR_BAD);
             if (rc == LR_BAD) {
                 CHECK(c->perr >= LR_E_STATUS && c->perr <= LR_E_BODY_LIMIT);
@@ -586,13 +636,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 rc = post_stream(&x, rid, ctype, &extra, &body);
                 if (rc == LR_BAD && c->perr == LR_E_UNSAFE) break;
             } else {
+                awaiting(&x);
                 RUN(&x, rc, lr_post(c, post_kind, rid, strlen(rid), ctype, strlen(ctype), extra.len ? extra.p : "",
                                     extra.len, body.p, body.len, MAX_ANSWER));
                 if (rc == LR_BAD && c->perr == LR_E_UNSAFE) break; /* nothing sent; native.py closes */
                 expect_post(&s, post_kind, rid, ctype, &extra, &body);
             }
             if (rc < 0) {
-                CHECK(rc == LR_CLOSED || rc == LR_OS || rc == LR_BAD);
+                if (rc == LR_STALLED) check_stalled(&x);
+                CHECK(rc == LR_CLOSED || rc == LR_OS || rc == LR_BAD || rc == LR_STALLED);
                 if (rc == LR_BAD) CHECK(position(&x) == begin);
                 break;
             }

@@ -90,11 +90,16 @@ static int wait_or_error(lr_conn *c, int e) {
     return LR_OS;
 }
 
+#ifdef LR_FUZZ_CLOCK
+long long lr_fuzz_now_ms(void); /* fuzz_lr_conn.c's virtual clock: stalls are tested without sleeping */
+#define now_ms lr_fuzz_now_ms
+#else
 static long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+#endif
 
 /* The answer bound (`answer_ms`): a /next may wait forever for its answer to begin (the
  * sandbox is frozen between events), but an answer that began and then stalls is a fault.
