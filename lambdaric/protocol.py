@@ -445,10 +445,30 @@ class ResponseHead:
         elif cl is None:
             self.content_length = -2 if status not in (204, 304) and status >= 200 else 0
         else:
-            if not (cl.isascii() and cl.isdigit()):  # isdigit alone accepts "²"
+            # isdigit alone accepts "²"; over 15 digits (999 TB) int() could take seconds or, past
+            # 4300 digits, raise ValueError; the native parser refuses them the same way
+            if not (cl.isascii() and cl.isdigit()) or len(cl) > 15:
                 raise ProtocolError("invalid Content-Length %r from the Runtime API" % cl[:50])
             self.content_length = int(cl)
         self.keep_alive = headers.get("connection", "").lower() != "close"
+
+
+def head_end(buf: bytes) -> Tuple[int, int]:
+    """Where a response head ends in ``buf``: ``(end of the head, start of the body)``, or
+    ``(-1, -1)`` while it is incomplete.
+
+    The head ends at its first empty line, ended by CRLF or a bare LF (``\\n\\r\\n`` or
+    ``\\n\\n``), as the native parser (lr_http.c) reads it: a head of bare-LF lines ends at
+    its ``\\n\\n`` even when a ``\\r\\n\\r\\n`` follows in the body. The head excludes the last
+    line's end (``buf[:end]`` is what :func:`parse_response_head` takes).
+    """
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(buf))
+    if lf >= 0:
+        return lf, lf + 2
+    if crlf >= 0:
+        return (crlf - 1 if crlf and buf[crlf - 1] == 13 else crlf), crlf + 3
+    return -1, -1
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
@@ -462,10 +482,7 @@ def parse_response_head(head: bytes) -> ResponseHead:
     except Exception:  # pragma: no cover - latin-1 decodes every byte
         raise ProtocolError("undecodable response head")
     lines = text.split("\n")
-    status_line = lines[0].rstrip("\r")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) != 3:
-        raise ProtocolError("malformed status line %r from the Runtime API" % status_line[:100])
+    status_line = _status_line(lines[0])
     headers: Dict[str, str] = {}
     for line in lines[1:]:
         if line.endswith("\r"):
@@ -475,9 +492,10 @@ def parse_response_head(head: bytes) -> ResponseHead:
         if "\r" in line:
             raise ProtocolError("bare CR in header line %r from the Runtime API" % line[:100])
         name, sep, value = line.partition(":")
-        name = name.strip().lower()
-        if not sep or not name or " " in name or "\t" in name:
+        # a name is visible ASCII (no spaces, controls or DEL around or inside), as lr_http.c takes it
+        if not sep or not name or " " in name or not (name.isascii() and name.isprintable()):
             raise ProtocolError("malformed header line %r from the Runtime API" % line[:100])
+        name = name.lower()
         if "\x00" in value:
             raise ProtocolError("NUL byte in header %r from the Runtime API" % name)
         value = value.strip(" \t")  # HTTP optional whitespace is SP and HTAB only
@@ -487,7 +505,38 @@ def parse_response_head(head: bytes) -> ResponseHead:
             headers[name] = headers[name] + "," + value
         else:
             headers[name] = value
-    return ResponseHead(int(parts[1]), parts[2] if len(parts) > 2 else "", headers)
+    return ResponseHead(int(status_line[9:12]), status_line[13:], headers)
+
+
+def _status_line(line: str) -> str:
+    """``line`` without its CR when it is a status line (``HTTP/1.x SP 3DIGIT [SP reason]``, the
+    rule of lr_http.c, so both transports take and refuse the same lines), else ProtocolError."""
+    if line.endswith("\r"):
+        line = line[:-1]
+    code = line[9:12]
+    if (
+        len(line) < 12 or not line.startswith("HTTP/1.") or line[8] != " " or not (code.isascii() and code.isdigit())
+        or (len(line) > 12 and line[12] != " ")
+    ):
+        raise ProtocolError("malformed status line %r from the Runtime API" % line[:100])
+    return line
+
+
+def check_partial_head(buf: bytes) -> None:
+    """The complete lines of a head that is not complete yet (an answer cut short, stalled or over
+    :data:`MAX_HEAD`): ProtocolError for the first bad one, as the native parser refuses it
+    before the head ends, so both transports name the same fault."""
+    end = buf.rfind(b"\n")
+    if end >= 0:
+        parse_response_head(buf[:end])
+
+
+def check_status_line(buf: bytes) -> None:
+    """ProtocolError when the first line of ``buf`` is complete and is no status line: refused as
+    soon as it is in (a TLS handshake or an HTML page), as the native parser refuses it."""
+    end = buf.find(b"\n")
+    if end >= 0:
+        _status_line(buf[:end].decode("latin-1"))
 
 
 class ChunkedDecoder:

@@ -349,12 +349,14 @@ class NativeTransport:
         if why == lib.LR_E_UNSAFE:
             return ProtocolError("refusing to send an unsafe request id or content type")
         data = self._view[conn.start : conn.end]
-        for end in (data.find(b"\r\n\r\n"), data.find(b"\n\n")):
-            if end >= 0:
-                try:
-                    protocol.parse_response_head(data[:end])
-                except ProtocolError as exc:
-                    return exc
+        end = protocol.head_end(data)[0]
+        if end < 0:  # refused before the head ended: the complete lines name the fault
+            end = data.rfind(b"\n")
+        if end >= 0:
+            try:
+                protocol.parse_response_head(data[:end])
+            except ProtocolError as exc:
+                return exc
         names = {lib.LR_E_STATUS: "malformed status line", lib.LR_E_HEADER: "malformed header line",
                  lib.LR_E_NUL: "NUL byte in a header", lib.LR_E_REPEATED: "repeated header",
                  lib.LR_E_LENGTH: "invalid Content-Length"}

@@ -26,6 +26,7 @@ from ..protocol import (
     ChunkedDecoder,
     Invocation,
     ProtocolError,
+    head_end,
     invocation_from_headers,
     parse_response_head,
 )
@@ -304,20 +305,29 @@ class PythonTransport:
         self, sock: _socket.socket, src: "Union[_socket.socket, _Bounded]", buf: bytes, limit: int
     ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
         while True:
-            end = buf.find(b"\r\n\r\n")
+            end, body_at = head_end(buf)
             if end >= 0:
-                head_bytes, rest = buf[:end], buf[end + 4 :]
-                break
-            end = buf.find(b"\n\n")
-            if end >= 0:
-                head_bytes, rest = buf[:end], buf[end + 2 :]
+                if body_at > MAX_HEAD:  # (as lr_http.c: the head with its blank line fits in MAX_HEAD)
+                    raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
+                head_bytes, rest = buf[:end], buf[body_at:]
                 break
             if len(buf) > MAX_HEAD:
+                protocol.check_partial_head(buf)  # a bad line in it is the fault to name (as in C)
                 raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
-            chunk = src.recv(_RECV)
+            try:
+                chunk = src.recv(_RECV)
+            except OSError:  # (a stall too) after a bad line: that line is the fault
+                protocol.check_partial_head(buf)
+                raise
             if not chunk:
+                protocol.check_partial_head(buf)
                 raise ConnectionClosed("connection closed by the Runtime API before an answer", bool(buf))
-            buf += chunk
+            if not buf or buf.find(b"\n") < 0:  # the status line is in: checked at once, as in C
+                buf += chunk
+                if head_end(buf)[0] < 0:  # (a whole head is parsed below anyway)
+                    protocol.check_status_line(buf)
+            else:
+                buf += chunk
             if src is sock and self.answer_timeout:  # the answer's first byte: the bound starts
                 src = _Bounded(sock, self.answer_timeout)
         head = parse_response_head(head_bytes)
