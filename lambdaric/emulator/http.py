@@ -64,6 +64,15 @@ class Request:
 _PIECE = 1 << 20  # largest piece of a body held at once
 
 
+async def _readline(reader: asyncio.StreamReader, what: str, status: int) -> bytes:
+    """``reader.readline()``, with a line over the reader's limit (MAX_HEAD) refused as a
+    BadRequest (asyncio raises ValueError for it)."""
+    try:
+        return await reader.readline()
+    except ValueError:
+        raise BadRequest("%s too large" % what, status) from None
+
+
 class BodyReader:
     """The body of one request, read whole (``read``) or chunk by chunk (``chunks``)."""
 
@@ -92,7 +101,7 @@ class BodyReader:
             return self._count(data)
         if self._chunk_left:
             return await self._chunk_piece()
-        line = await self._reader.readline()
+        line = await _readline(self._reader, "chunk size line", 400)
         if not line.endswith(b"\n"):
             raise BadRequest("connection closed inside a chunked body")
         size_text = line.split(b";", 1)[0].strip()
@@ -128,7 +137,7 @@ class BodyReader:
     async def _read_trailers(self) -> None:
         total = 0
         while True:
-            line = await self._reader.readline()
+            line = await _readline(self._reader, "trailers", 431)
             total += len(line)
             if total > MAX_HEAD:
                 raise BadRequest("trailers too large", 431)
@@ -174,13 +183,15 @@ async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optiona
         name = name.strip().lower()
         if not sep or not name or " " in name:
             raise BadRequest("malformed header line %r" % line[:100])
+        if "\n" in line or "\r" in line or "\x00" in line:  # a bare LF would go on into /next as a header line
+            raise BadRequest("CR, LF or NUL inside header line %r" % line[:100])
         value = value.strip()
         headers[name] = headers[name] + "," + value if name in headers else value
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
     length = 0
     if not chunked:
         raw = headers.get("content-length", "0")
-        if not (raw.isascii() and raw.isdigit()):
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # (int() of 4300+ digits: ValueError)
             raise BadRequest("invalid Content-Length %r" % raw[:30])
         length = int(raw)
     return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit))

@@ -217,7 +217,12 @@ class Emulator:
         if req.method != "POST":
             await _error(writer, 405, "InvalidRequestContentException", "Use POST to invoke a function")
             return
-        payload = await req.body_reader.read()
+        try:
+            payload = await req.body_reader.read()
+        except http.BadRequest as exc:  # a malformed or cut body: say so, then the connection closes
+            body, headers = _error_answer(exc.status, str(exc))
+            await http.send(writer, exc.status, body, headers + [("X-Amzn-RequestId", _request_id()), ("Connection", "close")])
+            raise
         if req.body_reader.too_large:
             await _error(
                 writer,
@@ -386,11 +391,14 @@ def _function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:
 def _decode_client_context(value: str) -> Optional[str]:
     try:
         text = base64.b64decode(value, validate=True).decode("utf-8")
-        if not isinstance(json.loads(text), dict):
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
             return None
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return text
+    # It goes to the runtime as a header value: JSON with newlines between tokens or non-Latin-1
+    # text is sent re-encoded (ASCII, one line), the same object for the handler.
+    return text if text.isascii() and text.isprintable() else json.dumps(obj)
 
 
 def _request_id() -> str:
