@@ -460,14 +460,14 @@ def head_end(buf: bytes) -> Tuple[int, int]:
     The head ends at its first empty line, ended by CRLF or a bare LF (``\\n\\r\\n`` or
     ``\\n\\n``), as the native parser (lr_http.c) reads it: a head of bare-LF lines ends at
     its ``\\n\\n`` even when a ``\\r\\n\\r\\n`` follows in the body. The head excludes the last
-    line's end (``buf[:end]`` is what :func:`parse_response_head` takes).
+    line's LF (``buf[:end]`` is what :func:`parse_response_head` takes; it drops one CR per line).
     """
     crlf = buf.find(b"\n\r\n")
     lf = buf.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(buf))
     if lf >= 0:
         return lf, lf + 2
     if crlf >= 0:
-        return (crlf - 1 if crlf and buf[crlf - 1] == 13 else crlf), crlf + 3
+        return crlf, crlf + 3
     return -1, -1
 
 

@@ -88,6 +88,8 @@ def parse_answer(data: bytes) -> Answer:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:  # (a second answer may follow on the connection)
+        body = body[: int(headers["content-length"])]
     return int(lines[0].split(" ")[1]), headers, body
 
 

@@ -207,6 +207,9 @@ def test_a_content_length_of_5000_digits_is_a_protocol_error():
     """Found by this file: ``int()`` of more than 4300 digits raises ValueError (Python 3.11+),
     which went past both transports' handlers as a traceback. Over 15 digits is refused as the
     native parser refuses it."""
+    assert protocol.head_end(b"HTTP/1.1 200 OK\r\n\r\r\n\r\nbody") == (19, 22)  # "\r\r" is no blank line
+    with pytest.raises(ProtocolError, match="bare CR"):  # (as lr_http.c refuses it; found by the slow run)
+        parse_response_head(b"HTTP/1.1 200 OK\r\n\r\r")
     for digits in (16, 5000):
         with pytest.raises(ProtocolError, match="invalid Content-Length"):
             parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * digits)
