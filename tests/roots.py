@@ -257,13 +257,32 @@ def _python_facts(python: str, src_root: pathlib.Path) -> Dict[str, str]:
     }
 
 
+#: Debian packages whose shared libraries Google's distroless Python images hold besides what
+#: the interpreter links: all of ``libc6`` (extension modules built for older glibc link
+#: libpthread.so.0, as cffi's manylinux2014 ``_cffi_backend`` does) and ``libgcc-s1`` (their
+#: python3 images are built on their ``cc`` image): glibc dlopens libgcc_s.so.1 for
+#: ``pthread_exit``, which the interpreter calls for daemon threads still running at exit;
+#: without it that exit can be a SIGSEGV. Not libstdc++: lambdaric must not need it.
+DISTROLESS_PACKAGES = ("libc6", "libgcc-s1")
+
+
+def _package_libraries(src_root: pathlib.Path, packages: Iterable[str]) -> List[str]:
+    """The shared libraries (paths in ``src_root``) that ``packages`` install, from dpkg's lists."""
+    libs: List[str] = []
+    for package in packages:
+        for listing in src_root.glob("var/lib/dpkg/info/%s:*.list" % package):
+            libs += [line for line in listing.read_text().split("\n") if re.match(r"^/(usr/)?lib/[^/]+/[^/]+\.so(\.[0-9]+)*$", line)]
+    return libs
+
+
 _SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "dist-packages", "__pycache__", "config-3"}
 
 
 def distroless_root(python: str, src_root: pathlib.Path = pathlib.Path("/"), dest: Optional[pathlib.Path] = None) -> pathlib.Path:
-    """A root with only ``python`` (a path inside ``src_root``), its standard library and the
-    shared libraries the interpreter and its extension modules load; ``/usr/bin/python3`` points
-    at it. No shell, no pip, no compiler: what a distroless Python image holds.
+    """A root with only ``python`` (a path inside ``src_root``), its standard library, the
+    shared libraries the interpreter and its extension modules load and those of
+    :data:`DISTROLESS_PACKAGES`; ``/usr/bin/python3`` points at it. No shell, no pip, no
+    compiler: what a distroless Python image holds.
 
     Built fresh into ``dest`` (a temporary directory by default), in a few seconds.
     """
@@ -272,7 +291,7 @@ def distroless_root(python: str, src_root: pathlib.Path = pathlib.Path("/"), des
     stdlib = src_root / facts["stdlib"].lstrip("/")
 
     def ignore(directory: str, names: List[str]) -> List[str]:
-        return [n for n in names if n in _SKIP_STDLIB or n.startswith("config-") or n.endswith((".a", ".exe"))]
+        return [n for n in names if n in _SKIP_STDLIB or n.startswith(("config-", "_tkinter")) or n.endswith((".a", ".exe"))]
 
     shutil.copytree(stdlib, dest / facts["stdlib"].lstrip("/"), symlinks=True, ignore=ignore)
     _settle_symlinks(dest, src_root)
@@ -280,8 +299,9 @@ def distroless_root(python: str, src_root: pathlib.Path = pathlib.Path("/"), des
     extensions = ["/" + os.path.relpath(str(p), str(dest)) for p in (dest / facts["stdlib"].lstrip("/")).rglob("*.so")]
     _copy_into(src_root, facts["executable"], dest)
     wanted = [facts["executable"]] + extensions
-    for lib in _shared_libraries(wanted, src_root):
-        _copy_into(src_root, lib, dest)
+    for lib in _shared_libraries(wanted, src_root) + _package_libraries(src_root, DISTROLESS_PACKAGES):
+        if (src_root / lib.lstrip("/")).exists():
+            _copy_into(src_root, lib, dest)
     for name in ("python3", "python"):
         link = dest / "usr/bin" / name
         link.parent.mkdir(parents=True, exist_ok=True)

@@ -145,29 +145,6 @@ def _import_root(root: pathlib.Path, repository: str, key: str, env: Dict[str, s
     return tag
 
 
-#: Bump when what is added to the distroless root here changes.
-DISTROLESS_LAYOUT = "libc6+libgcc-s1"
-#: Debian packages whose shared libraries Google's distroless Python images hold besides what
-#: the interpreter links: all of ``libc6`` (extension modules built for older glibc link
-#: libpthread.so.0, as cffi's manylinux2014 ``_cffi_backend`` does) and ``libgcc-s1`` (their
-#: python3 images are built on their ``cc`` image): glibc dlopens libgcc_s.so.1 for
-#: ``pthread_exit``, which the interpreter calls for daemon threads still running at exit;
-#: without it that exit is a SIGSEGV. (Not libstdc++: lambdaric must not need it.)
-DISTROLESS_PACKAGES = ("libc6", "libgcc-s1")
-
-
-def _add_distroless_libraries(src_root: pathlib.Path, dest: pathlib.Path) -> None:
-    """The shared libraries of :data:`DISTROLESS_PACKAGES` from ``src_root`` into ``dest``."""
-    for package in DISTROLESS_PACKAGES:
-        (listing,) = src_root.glob("var/lib/dpkg/info/%s:*.list" % package)
-        for line in listing.read_text().split("\n"):
-            if re.match(r"^/(usr/)?lib/[^/]+/[^/]+\.so(\.[0-9]+)*$", line):
-                target = dest / line.lstrip("/")
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(src_root / line.lstrip("/"), target)
-
-
 def _roots_source_key() -> str:
     return hashlib.sha256((roots.REPO / "tests" / "roots.py").read_bytes()).hexdigest()[:12]
 
@@ -183,7 +160,7 @@ def bases(docker_daemon: None) -> Dict[str, str]:
         "slim": _import_root(slim_root, PREFIX + "/bookworm-slim", slim_root.name.rsplit("-", 1)[-1], env),
         "full": _import_root(full_root, PREFIX + "/bookworm-full", full_root.name.rsplit("-", 1)[-1], env),
     }
-    key = hashlib.sha256(repr((slim_root.name, _roots_source_key(), DISTROLESS_LAYOUT)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(repr((slim_root.name, _roots_source_key())).encode()).hexdigest()[:12]
     tag = "%s/bookworm-distroless:%s" % (PREFIX, key)
     if docker("image", "inspect", tag, check=False).returncode == 0:
         tags["distroless"] = tag
@@ -191,7 +168,6 @@ def bases(docker_daemon: None) -> Dict[str, str]:
         dest = pathlib.Path(tempfile.mkdtemp(prefix="lambdaric-distroless-"))
         try:
             roots.distroless_root("/usr/bin/python3.11", src_root=slim_root, dest=dest / "root")
-            _add_distroless_libraries(slim_root, dest / "root")
             assert not (dest / "root/bin/sh").exists()
             tags["distroless"] = _import_root(dest / "root", PREFIX + "/bookworm-distroless", key, env)
         finally:
