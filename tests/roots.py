@@ -322,6 +322,17 @@ def build_sdist(out_dir: pathlib.Path) -> pathlib.Path:
     return sdist
 
 
+def sdist_or_skip(out_dir: pathlib.Path, *tools: str) -> pathlib.Path:
+    """For a test module's fixture: the sdist, or a skip naming the first tool in ``tools``
+    (besides root) that is missing to build and enter roots."""
+    reason = missing_tools(*tools)
+    if reason:
+        import pytest
+
+        pytest.skip(reason)
+    return build_sdist(out_dir)
+
+
 def install_target(
     root: pathlib.Path,
     python: str,

@@ -111,10 +111,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    reason = roots.missing_tools("debootstrap", "unshare", "chroot")
-    if reason:
-        pytest.skip(reason)
-    return roots.build_sdist(tmp_path_factory.mktemp("sdist"))
+    return roots.sdist_or_skip(tmp_path_factory.mktemp("sdist"), "debootstrap", "unshare", "chroot")
 
 
 @pytest.fixture(scope="module", params=["compiler", "no-compiler"])

@@ -48,10 +48,7 @@ _built: Dict[str, pathlib.Path] = {}
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    reason = roots.missing_tools("unshare", "chroot", "ldd")
-    if reason:
-        pytest.skip(reason)
-    return roots.build_sdist(tmp_path_factory.mktemp("sdist"))
+    return roots.sdist_or_skip(tmp_path_factory.mktemp("sdist"), "unshare", "chroot", "ldd")
 
 
 def _python_for(version: str) -> Tuple[str, pathlib.Path]:
