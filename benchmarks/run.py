@@ -12,6 +12,7 @@ medians over rounds. Guards compare ratios measured in the same run, never absol
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -60,11 +61,13 @@ GUARDS = (
 
 
 def build_c(name: str) -> str:
-    """Compile benchmarks/NAME.c once into the cache (seconds, -O2)."""
+    """Compile benchmarks/NAME.c once into the cache (seconds, -O2); again when it or a
+    benchmarks/*.h it may include (stub_io.h) is newer than the binary."""
     os.makedirs(CACHE, exist_ok=True)
     src = os.path.join(HERE, name + ".c")
     out = os.path.join(CACHE, name)
-    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+    newest = max(os.path.getmtime(p) for p in [src] + glob.glob(os.path.join(HERE, "*.h")))
+    if not os.path.exists(out) or os.path.getmtime(out) < newest:
         cc = os.environ.get("CC", "cc")
         subprocess.run([cc, "-O2", "-std=c99", "-Wall", "-Wextra", "-o", out, src], check=True)
     return out
