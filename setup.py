@@ -87,9 +87,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["lambdaric", "lambdaric.*"]),
+    # the sample events (lambdaric/events/*.json): in the sdist and the wheel
+    package_data={"lambdaric.events": ["*.json"]},
     install_requires=["simplejson>=3.18", "requests>=2.28", "cffi>=1.15"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15", "build>=1"],
+        # what examples/ and their tests use (the runtime itself needs none of it)
+        "examples": ["aws-lambda-powertools[parser]>=3"],
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 USAGE = """\
 usage: python -m lambdaric [--version] [--help] HANDLER
        python -m lambdaric invoke [--help] ...
+       python -m lambdaric event list|NAME
 
 Run an AWS Lambda function handler over the Lambda Runtime API.
 With AWS_LAMBDA_RUNTIME_API unset, serve it locally behind the built-in
@@ -55,6 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .invoke import main as invoke_main
 
         return invoke_main(args[1:])
+    if args and args[0] == "event":
+        from .events.cli import main as event_main
+
+        return event_main(args[1:])
     if not os.environ.get("AWS_LAMBDA_RUNTIME_API") and not (args and args[0] in ("-V", "--version")):
         # Outside Lambda: serve the function behind the built-in emulator.
         from .emulator.cli import main as emulate

@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Invoke a Lambda function once: at an invoke URL, or a handler served by a temporary local emulator.",
     )
     p.add_argument("target", nargs="?", default=DEFAULT_URL, help="invoke URL, or module.function to serve (default: %(default)s)")
-    p.add_argument("event", nargs="?", default="{}", help="the event: inline JSON, @file, or - for stdin (default: {})")
+    p.add_argument("event", nargs="?", help="the event: inline JSON, @file, or - for stdin (default: {})")
+    p.add_argument("--event", dest="sample", metavar="NAME", choices=sample_names(),
+                   help="send the sample event NAME instead of EVENT: %s (`python -m lambdaric event list` says what each is)" % ", ".join(sample_names()))
     p.add_argument("--type", default="RequestResponse", choices=["RequestResponse", "Event", "DryRun"], help="invocation type")
     p.add_argument("--tail", action="store_true", help="print the decoded log tail (X-Amz-Log-Type: Tail) on stderr")
     p.add_argument("--stream", action="store_true", help="use InvokeWithResponseStream and print chunks as they come")
@@ -42,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant-id", help="tenant id (X-Amz-Tenant-Id)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the answer (default %(default)s)")
     return p
+
+
+def sample_names() -> List[str]:
+    """The sample events --event takes (lambdaric.events holds them; only this CLI loads it)."""
+    from .events import names
+
+    return names()
 
 
 def read_event(spec: str) -> bytes:
@@ -128,7 +137,12 @@ def _write(out: IO[bytes], data: bytes) -> None:
 def run(args: argparse.Namespace, out: IO[bytes]) -> int:
     import requests
 
-    event = read_event(args.event)
+    if args.sample:
+        from .events import text
+
+        event = text(args.sample).encode("utf-8")
+    else:
+        event = read_event("{}" if args.event is None else args.event)
     headers = {"X-Amz-Invocation-Type": args.type, "Content-Type": "application/json"}
     if args.tail:
         headers["X-Amz-Log-Type"] = "Tail"
@@ -245,5 +259,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def main(argv: List[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sample and args.event is not None:
+        parser.error("give the event either as EVENT or as --event NAME, not both")
     return run(args, sys.stdout.buffer)

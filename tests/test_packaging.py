@@ -15,9 +15,13 @@ import zipfile
 
 import pytest
 
+from lambdaric import events
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: What the sdist must carry of native/: the module's sources and its cffi build script.
 NATIVE_SOURCES = {"README.md", "build_native.py", "lr_conn.c", "lr_http.c", "lr_http.h"}
+#: The sample events' data files (package data): every name ``lambdaric event list`` prints, and no other.
+EVENT_FILES = {"lambdaric/events/%s.json" % name for name in events.names()}
 WHEEL_LIMIT = 250 * 1024
 
 
@@ -45,8 +49,8 @@ def _package_modules():
 
 
 def test_sdist_carries_the_native_sources_and_nothing_else_of_the_repository(tmp_path):
-    """The sdist holds the package, setup.py/pyproject.toml/MANIFEST.in and native/'s sources and
-    build script, and leaves out the fuzz and sanitizer harnesses, their corpora, the tests (they
+    """The sdist holds the package (with the sample events' JSON), setup.py/pyproject.toml/MANIFEST.in
+    and native/'s sources and build script, and leaves out the fuzz and sanitizer harnesses, their corpora, the tests (they
     need fixtures the sdist does not carry) and any built module."""
     # setuptools alone makes the sdist: no isolated build environment to fetch (fast)
     built = _build(tmp_path, "--sdist", "--no-isolation", "--skip-dependency-check")
@@ -58,6 +62,7 @@ def test_sdist_carries_the_native_sources_and_nothing_else_of_the_repository(tmp
     assert native == NATIVE_SOURCES, sorted(native)
     missing = _package_modules() - set(names)
     assert not missing, "modules left out of the sdist: %s" % sorted(missing)
+    assert {n for n in names if n.endswith(".json")} == EVENT_FILES, sorted(names)
     stray = [n for n in names if n.startswith(("tests/", "benchmarks/", "images/", "examples/"))
              or n.endswith((".so", ".pyc"))]
     assert not stray, stray
@@ -82,6 +87,7 @@ def test_wheel_built_from_the_sdist_is_small_and_holds_the_compiled_module(tmp_p
         assert len(modules) == 1, names
         missing = _package_modules() - set(names)
         assert not missing, "modules left out of the wheel: %s" % sorted(missing)
+        assert {n for n in names if n.endswith(".json")} == EVENT_FILES, names
         assert not [n for n in names if n.startswith(("native/", "tests/"))], names
         whl.extractall(str(tmp_path / "unpacked"))
     check = (
