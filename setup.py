@@ -93,7 +93,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15", "build>=1"],
         # what examples/ and their tests use (the runtime itself needs none of it)
-        "examples": ["aws-lambda-powertools[parser]>=3"],
+        "examples": ["aws-lambda-powertools[parser,tracer]>=3"],
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},
