@@ -93,7 +93,8 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15", "build>=1"],
         # what examples/ and their tests use (the runtime itself needs none of it)
-        "examples": ["aws-lambda-powertools[parser,tracer]>=3"],
+        "examples": ["aws-lambda-powertools[parser,tracer]>=3",
+                     "fastapi>=0.100", "mangum>=0.17", "moto[server]>=5", "boto3>=1.28"],
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},
