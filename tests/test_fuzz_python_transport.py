@@ -32,8 +32,8 @@ from runtime_api import Event
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 FAST_WIRE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-SLOW = settings(max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck))
-SLOW_WIRE = settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=6000, deadline=None, suppress_health_check=list(HealthCheck))
+SLOW_WIRE = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _native_problem() -> Optional[str]:
