@@ -258,9 +258,18 @@ def _reason(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
+def _looks_like_event(value: str) -> bool:
+    """An event, not a target: a target is a URL or ``module.function`` and never starts so."""
+    return value == "-" or value.startswith(("@", "{", "[", '"')) or value in ("null", "true", "false")
+
+
 def main(argv: List[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # options may stand anywhere, also between TARGET and EVENT
+    args = parser.parse_intermixed_args(argv)
+    if args.event is None and args.target is not DEFAULT_URL and _looks_like_event(args.target):
+        # one positional that is plainly an event (`@file`, `-`, inline JSON): the default target gets it
+        args.target, args.event = DEFAULT_URL, args.target
     if args.sample and args.event is not None:
         parser.error("give the event either as EVENT or as --event NAME, not both")
     return run(args, sys.stdout.buffer)

@@ -78,6 +78,32 @@ def test_url_mode_against_a_running_emulator(tmp_path):
         assert out.returncode == 0 and out.stdout == b""
 
 
+def test_options_between_target_and_event(tmp_path):
+    """Options may stand anywhere, as users type them: between TARGET and EVENT too."""
+    with RunningEmulator(APP) as emu:
+        out = lambdaric_invoke([emu.url(), "--tenant-id", "t1", '{"b": 3}', "--tail"], str(tmp_path))
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == {"event": {"b": 3}, "custom": None, "tenant": "t1"}
+        assert b"hello from the log" in out.stderr
+
+
+def test_a_lone_event_goes_to_the_default_url(tmp_path):
+    """`lambdaric invoke @event.json` (no target) sends the file to the default URL, where
+    `docker run -p 8080:8080 ...` serves; it was taken for a handler name."""
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8080)) == 0:
+            pytest.skip("127.0.0.1:8080 is in use here: the default URL cannot be served by this test")
+    (tmp_path / "event.json").write_text('{"from": "file"}')
+    with RunningEmulator(APP, args=["--listen", "127.0.0.1:8080"]) as emu:
+        assert emu.base == "http://127.0.0.1:8080"
+        for event, stdin in (("@event.json", None), ("-", b'{"from": "file"}'), ('{"from": "file"}', None)):
+            out = lambdaric_invoke([event], str(tmp_path), stdin=stdin)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout) == {"event": {"from": "file"}, "custom": None, "tenant": None}
+
+
 def test_unreachable_url_is_a_clear_error(tmp_path):
     out = lambdaric_invoke(["http://127.0.0.1:9/2015-03-31/functions/function/invocations"], str(tmp_path))
     assert out.returncode == 2
