@@ -101,6 +101,5 @@ setup(
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",
-        "License :: OSI Approved :: Apache Software License",
     ],
 )
