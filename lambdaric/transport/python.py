@@ -314,6 +314,8 @@ class PythonTransport:
             if len(buf) > MAX_HEAD:
                 protocol.check_partial_head(buf)  # a bad line in it is the fault to name (as in C)
                 raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
+            if buf:  # a head still incomplete: its status line, once in, is checked at once, as in C
+                protocol.check_status_line(buf)
             try:
                 chunk = src.recv(_RECV)
             except OSError:  # (a stall too) after a bad line: that line is the fault
@@ -322,12 +324,7 @@ class PythonTransport:
             if not chunk:
                 protocol.check_partial_head(buf)
                 raise ConnectionClosed("connection closed by the Runtime API before an answer", bool(buf))
-            if not buf or buf.find(b"\n") < 0:  # the status line is in: checked at once, as in C
-                buf += chunk
-                if head_end(buf)[0] < 0:  # (a whole head is parsed below anyway)
-                    protocol.check_status_line(buf)
-            else:
-                buf += chunk
+            buf += chunk
             if src is sock and self.answer_timeout:  # the answer's first byte: the bound starts
                 src = _Bounded(sock, self.answer_timeout)
         head = parse_response_head(head_bytes)
