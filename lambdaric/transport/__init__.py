@@ -121,15 +121,30 @@ def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Tran
     bound = answer_timeout()
     if choice == "python":
         return PythonTransport(address, user_agent, bound)
-    try:
-        from .native import NativeTransport
-    except (ImportError, OSError) as exc:
+    exc = _native_import_error()
+    if exc is not None:
         if choice == "native":
             raise RuntimeError("LAMBDARIC_TRANSPORT=native, but the native module cannot be loaded: %s" % exc)
         transport = PythonTransport(address, user_agent, bound)
-        transport.fallback_reason = "%s: %s" % (type(exc).__name__, exc)
+        transport.fallback_reason = _reason(exc)
         return transport
+    from .native import NativeTransport
+
     return NativeTransport(address, user_agent, bound)
+
+
+def _native_import_error() -> Optional[Exception]:
+    """Why the native transport cannot be loaded here (the module not built, cffi's backend or a
+    shared library missing), or None when it can."""
+    try:
+        from . import native  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return exc
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    return "%s: %s" % (type(exc).__name__, exc)
 
 
 def answer_timeout() -> float:
@@ -160,8 +175,5 @@ def describe(choice: Optional[str] = None) -> str:
     """
     if choice == "python":
         return "python (LAMBDARIC_TRANSPORT=python)"
-    try:
-        from .native import NativeTransport  # noqa: F401
-    except (ImportError, OSError) as exc:
-        return "python (native module unavailable: %s: %s)" % (type(exc).__name__, exc)
-    return "native"
+    exc = _native_import_error()
+    return "native" if exc is None else "python (native module unavailable: %s)" % _reason(exc)
