@@ -18,16 +18,14 @@ if TYPE_CHECKING:  # pragma: no cover
 from . import __version__, logsink, marshal, protocol
 from .logsink import flush_std_streams
 from .context import LambdaContext, StaticContext
-from .errors import ErrorReport, FaultException, error_body, report_exception, report_fault
+from .errors import EXIT_ERROR, RESPONSE_TOO_LARGE, ErrorReport, FaultException, error_body, report_exception, report_fault
 from .handler import load_handler
 from .transport import Transport, TransportError, create
 
 #: Backoff delays before each retry of a failed connection to the Runtime API.
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-EXIT_ERROR = "Runtime.ExitError"
 #: Handler results sent as a response stream (lambdaric.streaming), checked with one ``in``.
 STREAMED_RESULTS = (GeneratorType, AsyncGeneratorType)
-RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 INIT_WARNING = (
     "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, "
     "in rare cases, a Lambda runtime update can cause unexpected function behavior. For functions using "

@@ -55,6 +55,11 @@ def user_frames(tb: Any) -> "traceback.StackSummary":
     return frames
 
 
+#: Error types the runtime itself reports for a function (buffered and streamed alike).
+EXIT_ERROR = "Runtime.ExitError"
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+
+
 def safe_str(exc: BaseException) -> str:
     """``str(exc)``, or a clear stand-in when the exception's ``__str__`` itself fails."""
     try:
@@ -152,28 +157,30 @@ def error_body(error: Dict[str, Any], limit: int) -> bytes:
     whole error. Text that is no valid Unicode (lone surrogates, from ``surrogateescape``)
     is sent as ``\\uXXXX`` escapes, so that the body is always valid UTF-8 JSON.
     """
-    body = _json_bytes(error)
+    body = json_bytes(error)
     if len(body) <= limit:
         return body
     fitted = dict(error)
     trace = list(fitted["stackTrace"] or ())
-    if trace and len(_json_bytes(trace)) > limit // 2:
+    if trace and len(json_bytes(trace)) > limit // 2:
         total = len(trace)
-        while len(trace) > 1 and len(_json_bytes(trace)) > limit // 2:
+        while len(trace) > 1 and len(json_bytes(trace)) > limit // 2:
             trace = trace[len(trace) // 2:]
         trace.insert(0, "  ... (%d of %d frames left out; the whole trace is in the log)\n" % (total - len(trace), total))
         fitted["stackTrace"] = trace
-        body = _json_bytes(fitted)
+        body = json_bytes(fitted)
     message = fitted["errorMessage"] if isinstance(fitted["errorMessage"], str) else ""
     keep = len(message)
     while len(body) > limit and keep:
         keep = keep * limit // len(body) * 9 // 10  # escapes make the JSON longer than the text
         fitted["errorMessage"] = message[:keep] + TRUNCATED
-        body = _json_bytes(fitted)
+        body = json_bytes(fitted)
     return body
 
 
-def _json_bytes(obj: Any) -> bytes:
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` (an error object) as UTF-8 JSON, the body of an error POST or of streamed error
+    trailers; always valid UTF-8."""
     from . import marshal  # (it imports this module; loaded long before an error is posted)
 
     try:

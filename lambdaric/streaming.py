@@ -25,8 +25,9 @@ from __future__ import annotations
 import sys
 from types import GeneratorType
 
-from . import logsink, marshal, protocol
-from .errors import FaultException, report_exception, report_fault
+from . import logsink, protocol
+from .errors import EXIT_ERROR, RESPONSE_TOO_LARGE, TRUNCATED, FaultException, json_bytes, report_exception, report_fault
+from .marshal import MARSHAL_ERROR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,9 +43,6 @@ HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-resp
 #: What separates the prelude (JSON) from the body.
 PRELUDE_DELIMITER = b"\0" * 8
 
-MARSHAL_ERROR = "Runtime.MarshalError"
-RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
-EXIT_ERROR = "Runtime.ExitError"
 
 # ResponseStream states.
 _NEW, _OPEN, _ENDED, _BROKEN = "new", "open", "ended", "broken"
@@ -456,10 +454,6 @@ def _report(exc: BaseException, request_id: str) -> ErrorReport:
     return report_exception(exc, request_id)
 
 
-def _error_json(error: Dict[str, Any]) -> bytes:
-    return marshal.dumps(error).encode("utf-8", "surrogatepass")
-
-
 def _trailers(report: ErrorReport) -> List[tuple]:
     """Error trailers to try in order: the whole report; then, when it would not fit in the
     trailers (64 KiB) or its type is not a valid header value, a shortened one (the whole
@@ -470,9 +464,9 @@ def _trailers(report: ErrorReport) -> List[tuple]:
     room = protocol.MAX_STREAM_TRAILERS * 3 // 4 - 200  # JSON bytes that fit once base64-encoded
     short = dict(error, errorType=safe_type, stackTrace=[])
     message = short["errorMessage"]
-    if isinstance(message, str) and len(_error_json(short)) > room:
-        short["errorMessage"] = message[: room // 4] + " ... (truncated; the whole error is in the log)"
-    return [(error_type, _error_json(error)), (safe_type, _error_json(short)), ("Unhandled", None)]
+    if isinstance(message, str) and len(json_bytes(short)) > room:
+        short["errorMessage"] = message[: room // 4] + TRUNCATED
+    return [(error_type, json_bytes(error)), (safe_type, json_bytes(short)), ("Unhandled", None)]
 
 
 def _end(runtime: Runtime, trailers: Any) -> Any:
