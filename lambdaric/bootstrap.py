@@ -20,6 +20,7 @@ from .logsink import flush_std_streams
 from .context import LambdaContext, StaticContext
 from .errors import EXIT_ERROR, RESPONSE_TOO_LARGE, ErrorReport, FaultException, error_body, report_exception, report_fault
 from .handler import load_handler
+from .traceenv import TraceEnv
 from .transport import Transport, TransportError, create
 
 #: Backoff delays before each retry of a failed connection to the Runtime API.
@@ -62,14 +63,15 @@ class RuntimeExit(Exception):
 class Runtime:
     """One runtime process: a transport, a handler, and the loop between them."""
 
-    #: write ``_X_AMZN_TRACE_ID`` per invoke (not under Managed Instances: invokes overlap)
-    trace_env = True
+    #: writes ``_X_AMZN_TRACE_ID`` per invoke (None under Managed Instances: invokes overlap)
+    trace_env: Optional[TraceEnv]
 
     def __init__(self, transport: Transport, environ: Dict[str, str], sink: logsink.StreamSink) -> None:
         self.transport = transport
         self.environ = environ
         self.sink = sink
         self.static = StaticContext(environ)
+        self.trace_env = TraceEnv()
         self.handler: Optional[Callable[..., Any]] = None
         self._loop: Any = None  # the asyncio loop kept for the process, made on first need
 
@@ -132,11 +134,8 @@ class Runtime:
         if inv.deadline_problem:
             say(inv.deadline_problem)
         logsink.begin_invoke(inv.request_id, inv.tenant_id)
-        if self.trace_env:
-            if inv.trace_id:
-                os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
-            else:
-                os.environ.pop("_X_AMZN_TRACE_ID", None)
+        if self.trace_env is not None:
+            self.trace_env.set(inv.trace_id)
         try:
             try:
                 context = LambdaContext(inv, self.static, self.sink.context_log)

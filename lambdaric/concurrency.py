@@ -155,8 +155,6 @@ class WorkerRuntime(Runtime):
     fatal, at most one ``/init/error`` among workers (``init_token``), coroutines on a
     shared loop (``shared_loop``, asyncio mode)."""
 
-    trace_env = False
-
     def __init__(
         self,
         transport: "Any",
@@ -166,6 +164,7 @@ class WorkerRuntime(Runtime):
         shared_loop: "Any" = None,
     ) -> None:
         super().__init__(transport, environ, sink)
+        self.trace_env = None
         self.init_token = init_token
         self.shared_loop = shared_loop
         self.init_reported = False  # this poller posted /init/error

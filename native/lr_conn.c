@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -483,4 +484,15 @@ int lr_tune_malloc(int mmap_threshold, int trim_threshold) {
     (void)trim_threshold;
     return 0;
 #endif
+}
+
+/*
+ * putenv(3), for lambdaric.traceenv: the environment keeps the caller's pointer (no copy), so
+ * a variable rewritten on every invoke costs no memory, where setenv(3) leaves each replaced
+ * value allocated (glibc cannot know whether a getenv() pointer to it is still held). The
+ * caller keeps `name_eq_value` alive and NUL-terminated for as long as it is in the
+ * environment. Returns putenv's result (0 on success).
+ */
+int lr_putenv(char *name_eq_value) {
+    return putenv(name_eq_value);
 }

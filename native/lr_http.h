@@ -97,5 +97,6 @@ int lr_unread(lr_conn *c, const char *src, size_t len);
 int lr_send_chunk(lr_conn *c, const char *data, size_t len);
 int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len);
 int lr_tune_malloc(int mmap_threshold, int trim_threshold);
+int lr_putenv(char *name_eq_value); /* putenv(3): the caller owns the string (lambdaric.traceenv) */
 
 #endif
