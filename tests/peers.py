@@ -283,15 +283,32 @@ def rie() -> pathlib.Path:
     """Path of the aws-lambda-rie binary; skips the test with the reason when unavailable."""
     path = rie_binary()
     if path is None:
-        pytest.skip("aws-lambda-rie unavailable: " + rie_skip_reason())
+        missing_peer("aws-lambda-rie unavailable: " + rie_skip_reason())
     return path
 
 
 @pytest.fixture(scope="session")
+def missing_peer(reason: str) -> None:
+    """A real peer is not here: skip, saying why, except in CI (``CI=true``), where every
+    peer can be installed from the package registries, so its absence fails the test
+    instead of hiding the tests that need it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail("a real peer is missing in CI: " + reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def peer_module(name: str, install: str):  # type: ignore[no-untyped-def]
+    """The real peer's module ``name`` (e.g. ``aws_xray_sdk.core``), or :func:`missing_peer`."""
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError as exc:
+        missing_peer("%s is not installed (%s): %s" % (name, install, exc))
+
+
 def awslambdaric_peer() -> str:
     """awslambdaric's version; skips the test when it is not installed."""
     if not awslambdaric_available():
-        pytest.skip(awslambdaric_skip_reason())
+        missing_peer(awslambdaric_skip_reason())
     return _ric_cache[sys.executable] or ""
 
 

@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+from peers import peer_module
 from runtime_api import Event
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,29 @@ def test_every_reader_sees_the_current_invokes_trace_id(run_runtime):
     for got, want in zip(seen, expected):
         assert got == {"environ": want, "getenv": want, "copy": want, "c": want,
                        "child": want if want is not None else "unset"}, result.describe()
+
+
+XRAY_HANDLER = textwrap.dedent(
+    """
+    from aws_xray_sdk.core import xray_recorder
+
+    def handler(event, context):
+        with xray_recorder.in_subsegment("work") as sub:
+            return [sub.trace_id, sub.parent_id, sub.sampled]
+    """
+)
+
+
+def test_the_xray_sdk_follows_each_invokes_trace_header(run_runtime):
+    """The real X-Ray SDK (its Lambda mode reads ``os.getenv('_X_AMZN_TRACE_ID')`` per subsegment)."""
+    peer_module("aws_xray_sdk.core", "pip install aws-xray-sdk, or the examples extra")
+    roots = ["1-6a000001-00000000000000000000000%d" % i for i in range(4)]
+    events = [Event(request_id="x%d" % i, headers=_trace("Root=%s;Parent=%016x;Sampled=1" % (root, i + 1)))
+              for i, root in enumerate(roots)]
+    result = run_runtime({"app.py": XRAY_HANDLER}, "app.handler", events, expect_posts=len(events),
+                         env={"AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:9"})
+    assert [json.loads(p.body) for p in result.posts] == [[root, "%016x" % (i + 1), True]
+                                                          for i, root in enumerate(roots)], result.describe()
 
 
 GROWTH = textwrap.dedent(
