@@ -1,12 +1,15 @@
 """Packaging for lambdaric.
 
 The native hot path (``native/``) is optional: when it cannot be built, the
-package still installs and runs on its pure-Python transport.
+package still installs and runs on its pure-Python transport and simplejson.
+Two modules: ``lambdaric._native`` (cffi, the Runtime API exchange) and
+``lambdaric._codec`` (a limited-API extension, the JSON codec; needs no cffi).
 """
 import os
 import re
+import sys
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,28 +33,44 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self._skip(exc)
+            self._skip(exc, ext.name)
 
-    def _skip(self, exc: Exception) -> None:
+    def _skip(self, exc: Exception, name: str = "") -> None:
         if os.environ.get("LAMBDARIC_NATIVE_REQUIRED") == "1":
             raise exc
+        if name == "lambdaric._codec":
+            print("WARNING: lambdaric's native JSON codec was not built (%s: %s); "
+                  "lambdaric will use simplejson." % (type(exc).__name__, exc))
+            return
         print("WARNING: lambdaric's native module was not built (%s: %s); "
               "lambdaric will use its pure-Python transport." % (type(exc).__name__, exc))
 
 
+def codec_extension() -> Extension:
+    """``lambdaric._codec`` from native/lr_json.c: limited API (abi3), the flags of build_native."""
+    sys.path.insert(0, os.path.join(HERE, "native"))
+    try:
+        import build_native
+    finally:
+        sys.path.pop(0)
+    return Extension("lambdaric._codec", sources=["native/lr_json.c"], py_limited_api=True,
+                     extra_compile_args=build_native.codec_flags(), extra_link_args=build_native.link_flags())
+
+
 def native_options() -> dict:
-    """cffi_modules for the native module, or nothing when cffi is missing or
-    LAMBDARIC_NO_NATIVE=1 (a pure-Python install on purpose)."""
+    """The codec extension and cffi_modules for the native module (the latter only with cffi), or
+    nothing when LAMBDARIC_NO_NATIVE=1 (a pure-Python install on purpose)."""
     if os.environ.get("LAMBDARIC_NO_NATIVE") == "1":
         return {}
+    options = {"ext_modules": [codec_extension()], "cmdclass": {"build_ext": OptionalBuildExt}}
     try:
         import cffi  # noqa: F401
     except ImportError:
         print("WARNING: cffi is not installed: lambdaric's native module is not built.")
-        return {}
-    options = {"cffi_modules": ["native/build_native.py:ffibuilder"], "cmdclass": {"build_ext": OptionalBuildExt}}
+    else:
+        options["cffi_modules"] = ["native/build_native.py:ffibuilder"]
     if has_bdist_wheel():
-        # the module uses only the stable ABI (``_native.abi3.so``): one wheel serves 3.9 and later
+        # both modules use only the stable ABI (``*.abi3.so``): one wheel serves 3.9 and later
         options["options"] = {"bdist_wheel": {"py_limited_api": "cp39"}}
     return options
 

@@ -70,10 +70,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args and args[0] in ("-V", "--version"):
         from . import __version__
+        from .marshal import describe as codec
         from .transport import describe
 
         transport = describe(os.environ.get("LAMBDARIC_TRANSPORT"))
-        sys.stdout.write("lambdaric %s (Python %s), transport: %s\n" % (__version__, sys.version.split()[0], transport))
+        sys.stdout.write("lambdaric %s (Python %s), transport: %s, codec: %s\n"
+                         % (__version__, sys.version.split()[0], transport, codec()))
         return 0
     if args and args[0].startswith("-"):
         sys.stderr.write("lambdaric: unknown option %s\n%s" % (args[0], USAGE))

@@ -124,7 +124,7 @@ def test_invokes_in_distroless(version: str, transport: str, sdist: pathlib.Path
     if transport == "native":  # what a Dockerfile's `RUN python3 -m lambdaric --version` shows
         out = subprocess.run(roots.chroot_argv(root, ["/usr/bin/python3", "-m", "lambdaric", "--version"]),
                              env=_env("auto"), capture_output=True, timeout=60)
-        assert out.stdout.endswith(b"), transport: native\n") and b"(Python %s." % version.encode() in out.stdout, out
+        assert out.stdout.endswith(b"), transport: native, codec: native\n") and b"(Python %s." % version.encode() in out.stdout, out
 
 
 @pytest.mark.parametrize("version", VERSIONS)

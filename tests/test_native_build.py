@@ -128,18 +128,21 @@ def test_install_without_a_compiler_falls_back_to_python(tmp_path):
     log = install.stdout + install.stderr
     assert install.returncode == 0, log[-4000:]
     assert "lambdaric's native module was not built" in log and "will use its pure-Python transport" in log, log[-4000:]
+    assert "lambdaric's native JSON codec was not built" in log and "lambdaric will use simplejson" in log, log[-4000:]
 
     env = _clean_env()
     where = subprocess.run(
         [python, "-c", "import importlib.util, lambdaric; print(lambdaric.__file__); "
-                       "print(importlib.util.find_spec('lambdaric._native'))"],
+                       "print(importlib.util.find_spec('lambdaric._native')); "
+                       "print(importlib.util.find_spec('lambdaric._codec'))"],
         capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=30)
     assert where.returncode == 0, where.stderr
-    assert where.stdout.splitlines() == [os.path.join(purelib, "lambdaric", "__init__.py"), "None"], where.stdout
+    assert where.stdout.splitlines() == [os.path.join(purelib, "lambdaric", "__init__.py"), "None", "None"], where.stdout
 
     version = subprocess.run([python, "-m", "lambdaric", "--version"], capture_output=True, text=True,
                              cwd=str(tmp_path), env=env, timeout=30)
     assert version.returncode == 0 and version.stdout.startswith("lambdaric "), version.stdout + version.stderr
+    assert ", codec: simplejson (native codec unavailable: ModuleNotFoundError: " in version.stdout, version.stdout
 
     cmd = [python, "-m", "lambdaric"]
     files = {"app.py": "def handler(event, context):\n    return {'echo': event}\n"}

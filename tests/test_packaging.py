@@ -19,7 +19,7 @@ from lambdaric import events
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: What the sdist must carry of native/: the module's sources and its cffi build script.
-NATIVE_SOURCES = {"README.md", "build_native.py", "lr_conn.c", "lr_http.c", "lr_http.h"}
+NATIVE_SOURCES = {"README.md", "build_native.py", "lr_conn.c", "lr_http.c", "lr_http.h", "lr_json.c"}
 #: The sample events' data files (package data): every name ``lambdaric event list`` prints, and no other.
 EVENT_FILES = {"lambdaric/events/%s.json" % name for name in events.names()}
 WHEEL_LIMIT = 250 * 1024
@@ -85,6 +85,7 @@ def test_wheel_built_from_the_sdist_is_small_and_holds_the_compiled_module(tmp_p
         names = whl.namelist()
         modules = [n for n in names if n.startswith("lambdaric/_native") and n.endswith(".so")]
         assert len(modules) == 1, names
+        assert "lambdaric/_codec.abi3.so" in names, names  # the JSON codec, on the limited API too
         missing = _package_modules() - set(names)
         assert not missing, "modules left out of the wheel: %s" % sorted(missing)
         assert {n for n in names if n.endswith(".json")} == EVENT_FILES, names
@@ -95,7 +96,9 @@ def test_wheel_built_from_the_sdist_is_small_and_holds_the_compiled_module(tmp_p
         "head = ffi.new('lr_head *')\n"
         "data = b'HTTP/1.1 202 Accepted\\r\\nContent-Length: 0\\r\\n\\r\\n'\n"
         "print(lib.lr_parse_head(data, len(data), head) == len(data), head.status)\n"
+        "from lambdaric import _codec\n"
+        "print(_codec.decode(_codec.encode({'a': [1.5]})) == {'a': [1.5]})\n"
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
                           cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=str(tmp_path / "unpacked")))
-    assert done.returncode == 0 and done.stdout.split() == ["True", "202"], done.stdout + done.stderr
+    assert done.returncode == 0 and done.stdout.split() == ["True", "202", "True"], done.stdout + done.stderr

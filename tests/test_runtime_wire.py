@@ -43,11 +43,15 @@ def test_help_and_version():
     assert out.returncode == 0 and out.stdout.startswith(("lambdaric %s" % lambdaric.__version__).encode())
     # the transport it would use, so that a Dockerfile's RUN line can check the native module loaded
     native = importlib.util.find_spec("lambdaric._native") is not None
-    assert out.stdout.endswith(b"transport: native\n") if native else b"transport: python (native module unavailable: " in out.stdout
+    assert b"transport: native, " in out.stdout if native else b"transport: python (native module unavailable: " in out.stdout
+    # and the JSON codec (lambdaric._codec, else simplejson)
+    codec = importlib.util.find_spec("lambdaric._codec") is not None
+    assert out.stdout.endswith(b", codec: native\n") if codec else b", codec: simplejson (native codec unavailable: " in out.stdout
     env = dict(os.environ, LAMBDARIC_TRANSPORT="python")
     out = subprocess.run([sys.executable, "-m", "lambdaric", "-V"], capture_output=True, cwd=ROOT, env=env, timeout=30)
-    expected = "lambdaric %s (Python %s), transport: python (LAMBDARIC_TRANSPORT=python)\n"
-    assert out.stdout == (expected % (lambdaric.__version__, sys.version.split()[0])).encode()
+    expected = "lambdaric %s (Python %s), transport: python (LAMBDARIC_TRANSPORT=python), codec: %s\n"
+    assert out.stdout == (expected % (lambdaric.__version__, sys.version.split()[0], "native" if codec else
+                                      lambdaric.marshal.describe())).encode()
 
 
 def test_runtime_help_lists_every_setting():

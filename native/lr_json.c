@@ -1,0 +1,697 @@
+/* lambdaric._codec: the JSON encoder and decoder of events and results, in C.
+ *
+ * Written against the Python limited API (abi3, 3.9 and later) so that one wheel serves every
+ * Python lambdaric supports. It handles only the exact common types and gives up on anything
+ * else by returning NOT_MINE; lambdaric/marshal.py then hands the whole value (or the whole
+ * input) to simplejson, exactly as before the codec existed. So the output can differ from
+ * simplejson's only if a common case is written differently, which tests/test_codec_*.py check.
+ *
+ *   encode(obj)        -> bytes (UTF-8, simplejson's text with lambdaric's settings) | NOT_MINE
+ *   encode_str(obj)    -> the same as a str                                          | NOT_MINE
+ *   encode_ascii(obj)  -> str with \uXXXX escapes (ensure_ascii=True)               | NOT_MINE
+ *   decode(data)       -> the object simplejson.loads(data) returns                  | NOT_MINE
+ *                         (data: bytes, bytearray or str)
+ *
+ * Encoder: dict (exact; every key an exact str), list, exact tuple, exact str, exact int,
+ * exact float, True, False, None. Anything else (subclasses, namedtuples, Decimal, non-str keys,
+ * lone surrogates, nesting past the bounds) is NOT_MINE.
+ * Decoder: strict RFC 8259 JSON as simplejson reads it. NOT_MINE for anything invalid or unusual
+ * (a BOM, NaN/Infinity, \u escapes giving lone surrogates, ints of more than 4300 digits,
+ * nesting past the bounds, bytes that are not UTF-8): simplejson gives the value or the error.
+ *
+ * Every read is bounds-checked against the input's end; the GIL is held throughout and no
+ * Python code runs during a call (only exact built-in types are touched).
+ * Nesting: one Py_EnterRecursiveCall per level (as simplejson's C code does) after a margin of
+ * MARGIN levels taken at entry, so the codec gives up before simplejson would hit the limit;
+ * and never deeper than MAX_DEPTH levels of C recursion.
+ */
+#define Py_LIMITED_API 0x03090000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if Py_LIMITED_API + 0 < 0x030A0000
+/* In the limited API from 3.10; exported (same signature) by CPython 3.3 and later, 3.9 included. */
+PyAPI_FUNC(const char *) PyUnicode_AsUTF8AndSize(PyObject *unicode, Py_ssize_t *size);
+#endif
+
+#define MAX_DEPTH 2000
+#define MARGIN 16
+
+static PyObject *not_mine; /* the sentinel: a plain object() */
+
+/* ------------------------------------------------------------------------------------- buffer */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+static int buf_grow(buf_t *b, size_t more) {
+    size_t need, cap;
+    char *data;
+    if (more > (size_t)PY_SSIZE_T_MAX - b->len) return -1;
+    need = b->len + more;
+    if (need <= b->cap) return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2) { cap = need; break; }
+        cap *= 2;
+    }
+    data = (char *)realloc(b->data, cap);
+    if (!data) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(buf_t *b, const char *s, size_t n) {
+    if (n == 0) return 0;
+    if (b->cap - b->len < n && buf_grow(b, n) < 0) return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_putc(buf_t *b, char c) {
+    if (b->len == b->cap && buf_grow(b, 1) < 0) return -1;
+    b->data[b->len++] = c;
+    return 0;
+}
+
+#define PUT_LIT(b, lit) buf_put((b), (lit), sizeof(lit) - 1)
+
+/* ------------------------------------------------------------------------------------ encoder */
+
+static const char HEX[] = "0123456789abcdef";
+
+/* 0: written as is; 1: needs an escape (UTF-8 mode). Bytes >= 0x80 are written as is. */
+static unsigned char esc_utf8[256];
+/* the same for ASCII mode: also 0x7f and every byte >= 0x80 */
+static unsigned char esc_ascii[256];
+
+static void init_tables(void) {
+    int i;
+    for (i = 0; i < 256; i++) {
+        esc_utf8[i] = (unsigned char)(i < 0x20 || i == '"' || i == '\\');
+        esc_ascii[i] = (unsigned char)(esc_utf8[i] || i >= 0x7f);
+    }
+}
+
+static int put_u_escape(buf_t *b, unsigned int cp) {
+    char e[6];
+    e[0] = '\\';
+    e[1] = 'u';
+    e[2] = HEX[(cp >> 12) & 0xf];
+    e[3] = HEX[(cp >> 8) & 0xf];
+    e[4] = HEX[(cp >> 4) & 0xf];
+    e[5] = HEX[cp & 0xf];
+    return buf_put(b, e, 6);
+}
+
+/* s[0..n) is valid UTF-8 (CPython made it from a str without surrogates). */
+static int enc_utf8_text(buf_t *b, const unsigned char *s, size_t n, int ascii) {
+    const unsigned char *table = ascii ? esc_ascii : esc_utf8;
+    size_t i = 0, run = 0;
+    /* worst case 6 bytes per input byte; reserve the common case (no escapes) at once */
+    if (buf_grow(b, n + 2) < 0) return -1;
+    b->data[b->len++] = '"';
+    while (i < n) {
+        unsigned char c = s[i];
+        if (!table[c]) {
+            i++;
+            continue;
+        }
+        if (buf_put(b, (const char *)s + run, i - run) < 0) return -1;
+        if (c < 0x80) {
+            const char *short_esc = NULL;
+            switch (c) {
+            case '"': short_esc = "\\\""; break;
+            case '\\': short_esc = "\\\\"; break;
+            case '\n': short_esc = "\\n"; break;
+            case '\r': short_esc = "\\r"; break;
+            case '\t': short_esc = "\\t"; break;
+            case '\b': short_esc = "\\b"; break;
+            case '\f': short_esc = "\\f"; break;
+            default: break;
+            }
+            if (short_esc ? buf_put(b, short_esc, 2) : put_u_escape(b, c)) return -1;
+            i++;
+        } else {
+            /* ASCII mode: one code point of 2 to 4 bytes -> \uXXXX (a surrogate pair above U+FFFF) */
+            unsigned int cp;
+            size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (i + len > n) return -1; /* cannot happen for CPython's UTF-8; refuse anyway */
+            if (len == 2) cp = ((c & 0x1fu) << 6) | (s[i + 1] & 0x3fu);
+            else if (len == 3) cp = ((c & 0x0fu) << 12) | ((s[i + 1] & 0x3fu) << 6) | (s[i + 2] & 0x3fu);
+            else cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3fu) << 12) | ((s[i + 2] & 0x3fu) << 6) | (s[i + 3] & 0x3fu);
+            if (cp > 0xffff) {
+                cp -= 0x10000;
+                if (put_u_escape(b, 0xd800 | (cp >> 10)) || put_u_escape(b, 0xdc00 | (cp & 0x3ff))) return -1;
+            } else if (put_u_escape(b, cp)) {
+                return -1;
+            }
+            i += len;
+        }
+        run = i;
+    }
+    if (buf_put(b, (const char *)s + run, n - run) < 0) return -1;
+    return buf_putc(b, '"');
+}
+
+static int enc_str(buf_t *b, PyObject *o, int ascii) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n); /* fails on lone surrogates: not mine */
+    if (!s) return -1;
+    return enc_utf8_text(b, (const unsigned char *)s, (size_t)n, ascii);
+}
+
+static int enc_int(buf_t *b, PyObject *o) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow) {
+        /* beyond 64 bits: int's own text (str() refuses past sys.get_int_max_str_digits: not mine) */
+        Py_ssize_t n;
+        const char *s;
+        int rc;
+        PyObject *text = PyObject_Str(o);
+        if (!text) return -1;
+        s = PyUnicode_AsUTF8AndSize(text, &n);
+        rc = s ? buf_put(b, s, (size_t)n) : -1;
+        Py_DECREF(text);
+        return rc;
+    }
+    if (v == -1 && PyErr_Occurred()) return -1;
+    {
+        char tmp[24];
+        int i = (int)sizeof(tmp);
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+        do {
+            tmp[--i] = (char)('0' + (int)(u % 10));
+            u /= 10;
+        } while (u);
+        if (v < 0) tmp[--i] = '-';
+        return buf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+    }
+}
+
+static int enc_float(buf_t *b, PyObject *o) {
+    double d = PyFloat_AsDouble(o);
+    char *s;
+    int rc;
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (isnan(d)) return PUT_LIT(b, "NaN");
+    if (isinf(d)) return d > 0 ? PUT_LIT(b, "Infinity") : PUT_LIT(b, "-Infinity");
+    /* repr(float): the shortest text that reads back, as float.__repr__ writes it */
+    s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!s) return -1;
+    rc = buf_put(b, s, strlen(s));
+    PyMem_Free(s);
+    return rc;
+}
+
+static int enc_obj(buf_t *b, PyObject *o, int ascii, int depth);
+
+static int enc_seq(buf_t *b, PyObject *o, int is_list, int ascii, int depth) {
+    Py_ssize_t i, n = is_list ? PyList_Size(o) : PyTuple_Size(o);
+    int rc = 0;
+    if (n < 0) return -1;
+    if (n == 0) return PUT_LIT(b, "[]");
+    if (depth >= MAX_DEPTH || Py_EnterRecursiveCall(" in lambdaric's codec")) return -1;
+    if (buf_putc(b, '[') < 0) rc = -1;
+    for (i = 0; rc == 0 && i < n; i++) {
+        /* (re-read the size: nothing here runs Python code, but stay in bounds regardless) */
+        PyObject *item;
+        if (i >= (is_list ? PyList_Size(o) : n)) { rc = -1; break; }
+        item = is_list ? PyList_GetItem(o, i) : PyTuple_GetItem(o, i);
+        if (!item || (i && PUT_LIT(b, ", ") < 0) || enc_obj(b, item, ascii, depth + 1) < 0) rc = -1;
+    }
+    if (rc == 0 && buf_putc(b, ']') < 0) rc = -1;
+    Py_LeaveRecursiveCall();
+    return rc;
+}
+
+static int enc_dict(buf_t *b, PyObject *o, int ascii, int depth) {
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int rc = 0, first = 1;
+    if (PyDict_Size(o) == 0) return PUT_LIT(b, "{}");
+    if (depth >= MAX_DEPTH || Py_EnterRecursiveCall(" in lambdaric's codec")) return -1;
+    if (buf_putc(b, '{') < 0) rc = -1;
+    while (rc == 0 && PyDict_Next(o, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) { rc = -1; break; } /* simplejson coerces other keys */
+        if ((!first && PUT_LIT(b, ", ") < 0) || enc_str(b, key, ascii) < 0 || PUT_LIT(b, ": ") < 0 ||
+            enc_obj(b, value, ascii, depth + 1) < 0)
+            rc = -1;
+        first = 0;
+    }
+    if (rc == 0 && buf_putc(b, '}') < 0) rc = -1;
+    Py_LeaveRecursiveCall();
+    return rc;
+}
+
+static int enc_obj(buf_t *b, PyObject *o, int ascii, int depth) {
+    if (PyUnicode_CheckExact(o)) return enc_str(b, o, ascii);
+    if (PyDict_CheckExact(o)) return enc_dict(b, o, ascii, depth);
+    if (PyList_CheckExact(o)) return enc_seq(b, o, 1, ascii, depth);
+    if (o == Py_None) return PUT_LIT(b, "null");
+    if (o == Py_True) return PUT_LIT(b, "true");
+    if (o == Py_False) return PUT_LIT(b, "false");
+    if (PyLong_CheckExact(o)) return enc_int(b, o);
+    if (PyFloat_CheckExact(o)) return enc_float(b, o);
+    if (PyTuple_CheckExact(o)) return enc_seq(b, o, 0, ascii, depth);
+    return -1; /* subclasses, namedtuples, Decimal, RawJSON, bytes, sets...: simplejson's */
+}
+
+enum { OUT_BYTES, OUT_STR, OUT_ASCII };
+
+static PyObject *encode_as(PyObject *o, int out) {
+    buf_t b = {NULL, 0, 0};
+    PyObject *result = NULL;
+    int margin, ok;
+    for (margin = 0; margin < MARGIN; margin++)
+        if (Py_EnterRecursiveCall(" in lambdaric's codec")) break;
+    ok = margin == MARGIN && enc_obj(&b, o, out == OUT_ASCII, 0) == 0;
+    while (margin-- > 0) Py_LeaveRecursiveCall();
+    if (ok) {
+        if (out == OUT_BYTES) result = PyBytes_FromStringAndSize(b.data ? b.data : "", (Py_ssize_t)b.len);
+        else result = PyUnicode_DecodeUTF8(b.data ? b.data : "", (Py_ssize_t)b.len, "strict");
+    }
+    free(b.data);
+    if (!result) {
+        PyErr_Clear();
+        Py_INCREF(not_mine);
+        return not_mine;
+    }
+    return result;
+}
+
+static PyObject *py_encode(PyObject *self, PyObject *o) {
+    (void)self;
+    return encode_as(o, OUT_BYTES);
+}
+
+static PyObject *py_encode_str(PyObject *self, PyObject *o) {
+    (void)self;
+    return encode_as(o, OUT_STR);
+}
+
+static PyObject *py_encode_ascii(PyObject *self, PyObject *o) {
+    (void)self;
+    return encode_as(o, OUT_ASCII);
+}
+
+/* ------------------------------------------------------------------------------------ decoder */
+
+#define KEY_SLOTS 512 /* power of two */
+#define KEY_MAX 64    /* longest key (bytes, no escapes) the cache keeps */
+
+typedef struct {
+    const char *raw; /* into the input, which outlives the call */
+    Py_ssize_t len;
+    PyObject *str; /* a strong reference */
+} key_slot;
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+    buf_t scratch;   /* unescaped strings */
+    key_slot *keys;  /* allocated at the first key */
+} dec_t;
+
+static inline void skip_ws(dec_t *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+}
+
+static int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* four hex digits at p (p + 4 <= end checked by the caller) */
+static long hex4(const unsigned char *p) {
+    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), e = hexval(p[3]);
+    if ((a | b | c | e) < 0) return -1;
+    return ((long)a << 12) | (b << 8) | (c << 4) | e;
+}
+
+static int put_utf8(buf_t *b, unsigned long cp) {
+    char u[4];
+    size_t n;
+    if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xc0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3f)); n = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    return buf_put(b, u, n);
+}
+
+static unsigned int key_hash(const unsigned char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
+    return (unsigned int)(h ^ (h >> 15));
+}
+
+/* d->p is just past the opening quote. Returns a new str, or NULL (not mine). */
+static PyObject *parse_string(dec_t *d, int is_key) {
+    const unsigned char *start = d->p, *p = d->p, *end = d->end;
+    buf_t *sc = &d->scratch;
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+    if (p >= end || *p < 0x20) return NULL; /* unterminated, or a raw control character (strict) */
+    if (*p == '"') {
+        size_t n = (size_t)(p - start);
+        PyObject *s;
+        d->p = p + 1;
+        if (is_key && n <= KEY_MAX) {
+            key_slot *slot;
+            if (!d->keys) {
+                d->keys = (key_slot *)calloc(KEY_SLOTS, sizeof(key_slot));
+                if (!d->keys) return NULL;
+            }
+            slot = &d->keys[key_hash(start, n) & (KEY_SLOTS - 1)];
+            if (slot->str && (size_t)slot->len == n && memcmp(slot->raw, start, n) == 0) {
+                Py_INCREF(slot->str);
+                return slot->str;
+            }
+            s = PyUnicode_DecodeUTF8((const char *)start, (Py_ssize_t)n, "strict");
+            if (!s) return NULL;
+            Py_XDECREF(slot->str);
+            Py_INCREF(s);
+            slot->str = s;
+            slot->raw = (const char *)start;
+            slot->len = (Py_ssize_t)n;
+            return s;
+        }
+        return PyUnicode_DecodeUTF8((const char *)start, (Py_ssize_t)n, "strict");
+    }
+    /* escapes: unescape into the scratch buffer, from the start */
+    sc->len = 0;
+    p = start;
+    for (;;) {
+        const unsigned char *run = p;
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+        if (p >= end || *p < 0x20) return NULL;
+        if (buf_put(sc, (const char *)run, (size_t)(p - run)) < 0) return NULL;
+        if (*p == '"') break;
+        /* a backslash */
+        if (end - p < 2) return NULL;
+        p++;
+        switch (*p) {
+        case '"': case '\\': case '/':
+            if (buf_putc(sc, (char)*p) < 0) return NULL;
+            p++;
+            break;
+        case 'b': if (buf_putc(sc, '\b') < 0) return NULL; p++; break;
+        case 'f': if (buf_putc(sc, '\f') < 0) return NULL; p++; break;
+        case 'n': if (buf_putc(sc, '\n') < 0) return NULL; p++; break;
+        case 'r': if (buf_putc(sc, '\r') < 0) return NULL; p++; break;
+        case 't': if (buf_putc(sc, '\t') < 0) return NULL; p++; break;
+        case 'u': {
+            long cp, lo;
+            if (end - p < 5) return NULL;
+            cp = hex4(p + 1);
+            if (cp < 0) return NULL;
+            p += 5;
+            if (cp >= 0xdc00 && cp <= 0xdfff) return NULL; /* a lone low surrogate: simplejson's */
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                /* must be followed by \u and a low surrogate, else it is lone: simplejson's */
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return NULL;
+                lo = hex4(p + 2);
+                if (lo < 0xdc00 || lo > 0xdfff) return NULL;
+                p += 6;
+                cp = 0x10000 + (((cp - 0xd800) << 10) | (lo - 0xdc00));
+            }
+            if (put_utf8(sc, (unsigned long)cp) < 0) return NULL;
+            break;
+        }
+        default:
+            return NULL;
+        }
+    }
+    d->p = p + 1;
+    return PyUnicode_DecodeUTF8(sc->data ? sc->data : "", (Py_ssize_t)sc->len, "strict");
+}
+
+static PyObject *parse_number(dec_t *d) {
+    const unsigned char *start = d->p, *p = d->p, *end = d->end, *digits;
+    int is_float = 0, neg = 0;
+    size_t n;
+    if (p < end && *p == '-') { neg = 1; p++; }
+    digits = p;
+    if (p >= end) return NULL;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') while (p < end && *p >= '0' && *p <= '9') p++;
+    else return NULL;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        is_float = 1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        is_float = 1;
+    }
+    d->p = p;
+    n = (size_t)(p - start);
+    if (!is_float && (size_t)(p - digits) <= 18) {
+        long long v = 0;
+        const unsigned char *q;
+        for (q = digits; q < p; q++) v = v * 10 + (*q - '0');
+        return PyLong_FromLongLong(neg ? -v : v);
+    }
+    if (!is_float && (size_t)(p - digits) > 4300) return NULL; /* int()'s default digit limit: simplejson's */
+    {
+        char small[64];
+        char *text = n < sizeof(small) ? small : (char *)malloc(n + 1);
+        PyObject *r = NULL;
+        if (!text) return NULL;
+        memcpy(text, start, n);
+        text[n] = '\0';
+        if (is_float) {
+            char *stop = NULL;
+            double v = PyOS_string_to_double(text, &stop, NULL); /* float(text): inf past the range */
+            if (!(v == -1.0 && PyErr_Occurred()) && stop == text + n) r = PyFloat_FromDouble(v);
+        } else {
+            r = PyLong_FromString(text, NULL, 10);
+        }
+        if (text != small) free(text);
+        return r;
+    }
+}
+
+static PyObject *parse_value(dec_t *d);
+
+static PyObject *parse_array(dec_t *d) {
+    PyObject *list, *item;
+    if (d->depth >= MAX_DEPTH || Py_EnterRecursiveCall(" in lambdaric's codec")) return NULL;
+    d->depth++;
+    list = PyList_New(0);
+    if (!list) goto fail;
+    d->p++; /* [ */
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        goto done;
+    }
+    for (;;) {
+        int rc;
+        item = parse_value(d);
+        if (!item) goto fail;
+        rc = PyList_Append(list, item);
+        Py_DECREF(item);
+        if (rc < 0) goto fail;
+        skip_ws(d);
+        if (d->p >= d->end) goto fail;
+        if (*d->p == ']') {
+            d->p++;
+            break;
+        }
+        if (*d->p != ',') goto fail;
+        d->p++;
+        skip_ws(d);
+    }
+done:
+    d->depth--;
+    Py_LeaveRecursiveCall();
+    return list;
+fail:
+    Py_XDECREF(list);
+    d->depth--;
+    Py_LeaveRecursiveCall();
+    return NULL;
+}
+
+static PyObject *parse_object(dec_t *d) {
+    PyObject *dict, *key = NULL, *value;
+    if (d->depth >= MAX_DEPTH || Py_EnterRecursiveCall(" in lambdaric's codec")) return NULL;
+    d->depth++;
+    dict = PyDict_New();
+    if (!dict) goto fail;
+    d->p++; /* { */
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        goto done;
+    }
+    for (;;) {
+        int rc;
+        if (d->p >= d->end || *d->p != '"') goto fail;
+        d->p++;
+        key = parse_string(d, 1);
+        if (!key) goto fail;
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':') goto fail;
+        d->p++;
+        skip_ws(d);
+        value = parse_value(d);
+        if (!value) goto fail;
+        rc = PyDict_SetItem(dict, key, value); /* a repeated key: the last value, the first place */
+        Py_DECREF(value);
+        Py_CLEAR(key);
+        if (rc < 0) goto fail;
+        skip_ws(d);
+        if (d->p >= d->end) goto fail;
+        if (*d->p == '}') {
+            d->p++;
+            break;
+        }
+        if (*d->p != ',') goto fail;
+        d->p++;
+        skip_ws(d);
+    }
+done:
+    d->depth--;
+    Py_LeaveRecursiveCall();
+    return dict;
+fail:
+    Py_XDECREF(key);
+    Py_XDECREF(dict);
+    d->depth--;
+    Py_LeaveRecursiveCall();
+    return NULL;
+}
+
+static int literal(dec_t *d, const char *word, size_t n) {
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) return 0;
+    d->p += n;
+    return 1;
+}
+
+static PyObject *parse_value(dec_t *d) {
+    if (d->p >= d->end) return NULL;
+    switch (*d->p) {
+    case '{': return parse_object(d);
+    case '[': return parse_array(d);
+    case '"': d->p++; return parse_string(d, 0);
+    case 't': if (literal(d, "true", 4)) { Py_INCREF(Py_True); return Py_True; } return NULL;
+    case 'f': if (literal(d, "false", 5)) { Py_INCREF(Py_False); return Py_False; } return NULL;
+    case 'n': if (literal(d, "null", 4)) { Py_INCREF(Py_None); return Py_None; } return NULL;
+    default:
+        if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) return parse_number(d);
+        return NULL; /* NaN, Infinity, garbage: simplejson's value or error */
+    }
+}
+
+static PyObject *py_decode(PyObject *self, PyObject *data) {
+    const char *s;
+    Py_ssize_t n;
+    dec_t d;
+    PyObject *result = NULL;
+    int margin;
+    (void)self;
+    if (PyBytes_CheckExact(data)) {
+        if (PyBytes_AsStringAndSize(data, (char **)&s, &n) < 0) goto out;
+    } else if (PyByteArray_CheckExact(data)) {
+        /* (no Python code runs during the call, so nothing can resize it under us) */
+        s = PyByteArray_AsString(data);
+        n = PyByteArray_Size(data);
+        if (!s || n < 0) goto out;
+    } else if (PyUnicode_CheckExact(data)) {
+        s = PyUnicode_AsUTF8AndSize(data, &n); /* lone surrogates: not mine */
+        if (!s) goto out;
+    } else {
+        goto out;
+    }
+    /* a UTF-8 byte order mark (simplejson skips it): not mine */
+    if (n >= 3 && (unsigned char)s[0] == 0xef && (unsigned char)s[1] == 0xbb && (unsigned char)s[2] == 0xbf) goto out;
+    memset(&d, 0, sizeof(d));
+    d.p = (const unsigned char *)s;
+    d.end = d.p + n;
+    for (margin = 0; margin < MARGIN; margin++)
+        if (Py_EnterRecursiveCall(" in lambdaric's codec")) break;
+    if (margin == MARGIN) {
+        skip_ws(&d);
+        result = parse_value(&d);
+        if (result) {
+            skip_ws(&d);
+            if (d.p != d.end) Py_CLEAR(result); /* extra data */
+        }
+    }
+    while (margin-- > 0) Py_LeaveRecursiveCall();
+    if (d.keys) {
+        int i;
+        for (i = 0; i < KEY_SLOTS; i++) Py_XDECREF(d.keys[i].str);
+        free(d.keys);
+    }
+    free(d.scratch.data);
+out:
+    if (!result) {
+        PyErr_Clear();
+        Py_INCREF(not_mine);
+        return not_mine;
+    }
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------- module */
+
+static PyMethodDef methods[] = {
+    {"encode", py_encode, METH_O, "encode(obj) -> UTF-8 bytes of the JSON text, or NOT_MINE"},
+    {"encode_str", py_encode_str, METH_O, "encode_str(obj) -> the JSON text as a str, or NOT_MINE"},
+    {"encode_ascii", py_encode_ascii, METH_O, "encode_ascii(obj) -> the JSON text with \\uXXXX escapes, or NOT_MINE"},
+    {"decode", py_decode, METH_O, "decode(bytes | bytearray | str) -> the parsed value, or NOT_MINE"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "lambdaric._codec",
+    "lambdaric's JSON codec for the exact common types (see native/lr_json.c); NOT_MINE means: ask simplejson.",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__codec(void) {
+    PyObject *m;
+    init_tables();
+    m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (!not_mine) {
+        not_mine = PyObject_CallObject((PyObject *)&PyBaseObject_Type, NULL);
+        if (!not_mine) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    Py_INCREF(not_mine);
+    if (PyModule_AddObject(m, "NOT_MINE", not_mine) < 0) {
+        Py_DECREF(not_mine);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
