@@ -1,8 +1,9 @@
 /*
  * What the scripted Runtime API stubs share: benchmarks/stub.c (python -m benchmarks) and
- * tests/soak_stub.c (tests/test_soak.py) include it. Static functions only, C99; the includer
- * includes it before any system header (memmem wants _GNU_SOURCE). One buffered connection at
- * a time: accept_client() starts each with an empty buffer.
+ * tests/soak_stub.c (tests/test_soak.py) include it. Static inline functions only (an includer
+ * need not use them all), C99; the includer includes it before any system header (memmem
+ * wants _GNU_SOURCE). read_request() buffers one connection at a time: accept_client()
+ * starts each with an empty buffer (tests/soak_stub.c, serving several, keeps its own).
  */
 #ifndef STUB_IO_H
 #define STUB_IO_H
@@ -27,7 +28,7 @@ static char *stub_inbuf;
 static size_t stub_incap, stub_inlen;
 
 /* The input buffer, allocated once; 0 when out of memory. */
-static int stub_in_init(void) {
+static inline int stub_in_init(void) {
     stub_incap = (size_t)1 << 16;
     stub_inlen = 0;
     stub_inbuf = malloc(stub_incap);
@@ -35,7 +36,7 @@ static int stub_in_init(void) {
 }
 
 /* Grow the input buffer to at least want bytes (exits 3 when it cannot). */
-static void stub_in_grow(size_t want) {
+static inline void stub_in_grow(size_t want) {
     if (want <= stub_incap) return;
     size_t cap = stub_incap;
     while (cap < want) cap = cap > SIZE_MAX / 2 ? want : cap * 2;
@@ -46,7 +47,7 @@ static void stub_in_grow(size_t want) {
 }
 
 /* Receive more bytes into the buffer: 1, or 0 on EOF or error. */
-static int stub_recv_more(int fd) {
+static inline int stub_recv_more(int fd) {
     for (;;) {
         ssize_t n = recv(fd, stub_inbuf + stub_inlen, stub_incap - stub_inlen, 0);
         if (n > 0) { stub_inlen += (size_t)n; return 1; }
@@ -57,7 +58,7 @@ static int stub_recv_more(int fd) {
 
 /* The Content-Length value in head[0, len), never reading past len: 0 when there is none or
    it does not start with a digit (as strtoull would have it); -1 when it overflows a size_t. */
-static int stub_content_length(const char *head, size_t len, size_t *out) {
+static inline int stub_content_length(const char *head, size_t len, size_t *out) {
     const char *cl = memmem(head, len, "ontent-Length:", 14);
     if (!cl) cl = memmem(head, len, "ontent-length:", 14);
     *out = 0;
@@ -76,7 +77,7 @@ static int stub_content_length(const char *head, size_t len, size_t *out) {
 /* Read one whole HTTP request (head + Content-Length body) from fd: 1, or 0 on EOF, error or
    a Content-Length that is no size. The request line goes to line (cut to llen - 1 bytes,
    llen >= 1), the body length to *body_len. */
-static int read_request(int fd, char *line, size_t llen, size_t *body_len) {
+static inline int read_request(int fd, char *line, size_t llen, size_t *body_len) {
     size_t head_end = 0;
     for (;;) {
         if (stub_inlen >= 4) {
@@ -102,7 +103,7 @@ static int read_request(int fd, char *line, size_t llen, size_t *body_len) {
     return 1;
 }
 
-static void send_all(int fd, const char *p, size_t n) {
+static inline void send_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) { if (errno == EINTR) continue; exit(4); }
@@ -111,7 +112,7 @@ static void send_all(int fd, const char *p, size_t n) {
 }
 
 /* The answer to every POST /response and /error. */
-static void send_accepted(int fd) {
+static inline void send_accepted(int fd) {
     static const char ok[] = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n";
     send_all(fd, ok, sizeof ok - 1);
 }
@@ -122,7 +123,7 @@ struct stub_answer { char *bytes; size_t len, id_at; };
 
 /* The /next answer carrying the file at path, with these Content-Type, request id and function
    name; exits 2 (file or head), 3 (memory) or 6 (short read) when it cannot be made. */
-static struct stub_answer stub_load_answer(const char *path, const char *content_type, const char *request_id,
+static inline struct stub_answer stub_load_answer(const char *path, const char *content_type, const char *request_id,
                                            const char *function) {
     struct stub_answer a = {0};
     FILE *ef = fopen(path, "rb");
@@ -153,7 +154,7 @@ static struct stub_answer stub_load_answer(const char *path, const char *content
 
 /* A listening socket on 127.0.0.1, ephemeral port, the port written to port_file as "%d\n";
    -1 (said on stderr) when any of that fails. */
-static int listen_loopback(const char *port_file) {
+static inline int listen_loopback(const char *port_file) {
     int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     if (ls < 0) { perror("socket"); return -1; }
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -177,7 +178,7 @@ static int listen_loopback(const char *port_file) {
 
 /* Accept one connection (-1 when accept fails, errno kept): TCP_NODELAY on, and the input
    buffer emptied, whatever the last connection left in it unread. */
-static int accept_client(int ls) {
+static inline int accept_client(int ls) {
     int c = accept(ls, NULL, NULL), one = 1;
     if (c < 0) return -1;
     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -61,7 +61,7 @@ class TraceEnv:
     """Writes the current invoke's trace header into the environment (see module docstring)."""
 
     def __init__(self, backends: "Any" = BACKENDS) -> None:
-        self.environ = os.environ
+        self.environ: "Any" = os.environ  # os._Environ: encodekey and encodevalue give bytes
         self.backends = backends
         self.backend = ""  # "native", "ctypes" or "setenv", once the first value was written
         self._alloc: "Optional[Callable[[int], Any]]" = None
