@@ -58,7 +58,7 @@ class Client:
 class ClientContext:
     """``context.client_context``: ``client``, ``custom`` and ``env`` of the caller."""
 
-    __slots__ = ("client", "custom", "env")
+    __slots__ = ("custom", "env", "client")
 
     def __init__(self, data: Dict[str, Any]) -> None:
         client = data.get("client")
@@ -67,7 +67,7 @@ class ClientContext:
         self.env = data.get("env")
 
     def __repr__(self) -> str:
-        return "ClientContext([client=%s,custom=%s,env=%s])" % (self.client, self.custom, self.env)
+        return "ClientContext([custom=%s,env=%s,client=%s])" % (self.custom, self.env, self.client)
 
 
 def _parse_json_header(value: Optional[str], what: str) -> Any:

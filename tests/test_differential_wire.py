@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from peers import peer_module
 from runtime_api import Event, run_runtime
 
 OFFICIAL_ENV = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
@@ -20,7 +21,7 @@ OFFICIAL_ENV = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
 
 def both(tmp_path, lambdaric_env, files, handler, events, env=None, expect_posts=None):
     """Run lambdaric and then the official client in the same folder; returns (ours, theirs)."""
-    pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (pip install awslambdaric)")
+    peer_module("awslambdaric", "pip install awslambdaric")
     files = {k: textwrap.dedent(v).lstrip() for k, v in files.items()}
     common = dict(OFFICIAL_ENV, **(env or {}))
     kwargs = dict(cwd=str(tmp_path), expect_posts=expect_posts, timeout=30)
@@ -152,6 +153,7 @@ def test_context_matches(tmp_path, lambdaric_env):
                                cc.client.app_version_name, cc.client.app_version_code, cc.client.app_package_name],
                     "custom": cc and cc.custom, "env": cc and cc.env,
                     "remaining_ok": 0 < context.get_remaining_time_in_millis() <= 300000,
+                    "repr": [repr(cc), repr(cc and cc.client), repr(context.identity)],
                 }
         """
     }
