@@ -468,8 +468,15 @@ class MidStreamServer:
             pass
 
     def close(self):
+        """Stop at once: close() alone does not wake an accept() blocked in another thread
+        (the join waited its whole 5 s per test); shutdown() does, on Linux (EINVAL)."""
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         self.thread.join(5)
+        assert not self.thread.is_alive()
 
 
 @pytest.mark.parametrize("rst", [False, True], ids=["fin", "rst"])
