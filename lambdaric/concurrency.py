@@ -426,9 +426,9 @@ class Supervisor:
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:  # pragma: no cover - no child left that we knew of
                 break
-            index = self.pids.pop(pid, None)
-            if index is not None:  # else: an orphan reparented to us (we are PID 1): reaped
-                self.on_death(index, status)
+            slot: "Optional[int]" = self.pids.pop(pid, None)
+            if slot is not None:  # else: an orphan reparented to us (we are PID 1): reaped
+                self.on_death(slot, status)
         flush_std_streams()
         if self.stopping:
             _die_of(self.stopping)

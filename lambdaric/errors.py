@@ -140,7 +140,7 @@ def format_frames(frames: "Sequence[traceback.FrameSummary]") -> List[str]:
     client reports stack traces (dashboards compare them across Python versions)."""
     import traceback
 
-    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])  # type: ignore[misc]
 
 
 #: What replaces the end of an error message cut to fit the Runtime API's payload limit.

@@ -224,7 +224,7 @@ def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # ty
             if kind in ("error", "exception"):  # protocol-level, as botocore raises them
                 code = message.header(":error-code") or message.header(":exception-type") or "unknown"
                 text = message.header(":error-message") or message.payload.decode("utf-8", "replace")
-                raise BrokenStream("the response stream ended with an %s: %s: %s" % (kind, code, text))
+                raise BrokenStream("the response stream ended with an %s: %s: %s" % (kind, code, text))  # type: ignore[str-bytes-safe]
             event_type = message.header(":event-type")
             if event_type == "PayloadChunk":
                 _write(out, message.payload)

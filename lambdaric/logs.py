@@ -10,6 +10,10 @@ import logging
 import time
 import traceback
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict
+
 from .logsink import StreamSink, current_request_id, current_tenant_id, frame_level, json_timestamp
 
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
@@ -28,7 +32,7 @@ class RequestIdFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """The official tab-separated text layout, in UTC, without touching the global converter."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # (a function of one optional argument, as the base's)
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT, TEXT_DATEFMT)
@@ -67,7 +71,7 @@ class JsonFormatter(logging.Formatter):
         msg = record.msg
         # a dict stays an object, unless it is a format string's template (then: the text)
         message = msg if isinstance(msg, dict) and not record.args else record.getMessage()
-        out = {
+        out: "Dict[str, Any]" = {
             "timestamp": json_timestamp(record.created, self.milliseconds),
             "level": json_level(record.levelno),
             "message": message,
@@ -80,7 +84,7 @@ class JsonFormatter(logging.Formatter):
         if failed:
             etype, value, tb = exc_info  # type: ignore[misc]
             out["stackTrace"] = traceback.format_list(traceback.extract_tb(tb))
-            out["errorType"] = etype.__name__
+            out["errorType"] = etype.__name__  # type: ignore[union-attr]  # (not None: see failed)
             out["errorMessage"] = str(value)
         out["requestId"] = getattr(record, "aws_request_id", None) or ""
         if failed:

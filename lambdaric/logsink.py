@@ -368,7 +368,7 @@ def buffer_stdout() -> None:
     answer, at exit and on SIGTERM (:func:`flush_on_sigterm`) bound how late output gets.
     A function that wants every write to go out at once can still call
     ``sys.stdout.reconfigure(write_through=True)``."""
-    stream = sys.stdout
+    stream: "Any" = sys.stdout  # a TextIOWrapper, unless the function replaced it
     try:
         if stream.isatty() or not (stream.write_through or stream.line_buffering):
             return
@@ -388,7 +388,7 @@ def flush_on_sigterm() -> None:
 
     if _signal.getsignal(_signal.SIGTERM) != _signal.SIG_DFL:
         return
-    started = []
+    started: "List[int]" = []
 
     def on_sigterm(signum: int, _frame: "Any") -> None:
         if started:  # a second SIGTERM while the callbacks run: let them finish

@@ -9,7 +9,7 @@ from __future__ import annotations
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Dict, List, Optional, Tuple
+    from typing import Dict, List, Optional, Tuple, Union
 
 API_VERSION = "2018-06-01"
 PREFIX = "/" + API_VERSION + "/runtime"
@@ -99,7 +99,7 @@ class Invocation:
     def __init__(
         self,
         request_id: str,
-        body: bytes,
+        body: Union[bytes, bytearray],
         *,
         deadline_ms: int = 0,
         function_arn: Optional[str] = None,
@@ -136,7 +136,7 @@ def validate_request_id(value: Optional[str]) -> str:
     return value
 
 
-def invocation_from_headers(headers: Dict[str, str], body: bytes) -> Invocation:
+def invocation_from_headers(headers: Dict[str, str], body: Union[bytes, bytearray]) -> Invocation:
     """Build an :class:`Invocation` from lower-cased ``/next`` headers.
 
     A non-numeric deadline is not fatal (the official client aborts on it): the

@@ -31,7 +31,7 @@ from .marshal import MARSHAL_ERROR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
     from .bootstrap import Runtime
     from .errors import ErrorReport
@@ -403,7 +403,7 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
         return
     if exc is None:
         flush_std_streams()  # the invoke's output reaches the log before its end
-        trailers: tuple = ()
+        trailers: "Sequence[Tuple[str, str]]" = ()
     else:
         report = _report(exc, inv.request_id)
         logsink.log_uncaught(runtime.sink, report.error)

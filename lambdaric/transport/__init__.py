@@ -34,8 +34,9 @@ class TransportError(Exception):
         self.cause = cause
 
 
-#: A Runtime API answer to a POST: (status code, body bytes).
-Answer = "Tuple[int, bytes]"
+if TYPE_CHECKING:  # pragma: no cover
+    #: A Runtime API answer to a POST: (status code, body bytes).
+    Answer = Tuple[int, bytes]
 
 #: The ``call`` of a TransportError raised by each step of a streamed response.
 STREAM_HEAD = "POST /response (stream head)"

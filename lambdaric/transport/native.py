@@ -26,12 +26,14 @@ import os
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Optional, Union
+    from typing import Any, Callable, List, Optional, Union
+
+    from . import Answer
 
 from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
 from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
-from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, Answer, TransportError, no_stream_open, stream_open
+from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, TransportError, no_stream_open, stream_open
 from .python import ANSWER_TIMEOUT, AnswerStalled, ConnectionClosed, _connect, peer_closed, split_address
 
 #: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
@@ -321,7 +323,7 @@ class NativeTransport:
             raise
 
     def _read_to_close(self, call: str, limit: int) -> bytes:
-        parts = []
+        parts: "List[bytes]" = []
         size = 0
         while True:
             n = self._run(lib.lr_pull, (self._pull, _PULL))

@@ -18,6 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import List, Optional, Tuple, Union
 
+    from . import Answer
+
 from .. import protocol
 from ..protocol import (
     INVOCATION_ID_HEADER,
@@ -30,7 +32,7 @@ from ..protocol import (
     invocation_from_headers,
     parse_response_head,
 )
-from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, Answer, TransportError, no_stream_open, stream_open
+from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, TransportError, no_stream_open, stream_open
 
 _RECV = 65536
 # Bodies up to this size are joined to the head (cheap copy, one packet); larger ones
@@ -267,8 +269,10 @@ class PythonTransport:
         connection turns out to have been closed by the server before answering."""
         if self._stream is not None:
             raise stream_open(call)
-        reused = self._sock is not None
-        sock = self._sock if reused else self._connect(call)
+        sock = self._sock
+        reused = sock is not None
+        if sock is None:
+            sock = self._connect(call)
         try:
             try:
                 _send_all(sock, buffers)
