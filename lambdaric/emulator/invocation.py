@@ -6,14 +6,18 @@ into HTTP answers) and the sandbox side (which delivers them to a runtime).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import time
 import uuid
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 #: How much of an invoke's log goes back with ``X-Amz-Log-Type: Tail``.
 TAIL_BYTES = 4096
+#: Bytes of a streamed response held between the runtime's POST and the caller, at most
+#: (plus one piece of the POST, itself at most 1 MiB).
+STREAM_BUFFER = 1024 * 1024
 
 
 def new_trace_id() -> str:
@@ -56,6 +60,65 @@ class Outcome:
             return self.error_type or "Unhandled", self.body.decode("utf-8", "replace")
 
 
+class ChunkChannel:
+    """The pieces of a streamed response on their way from the runtime's POST to the caller.
+
+    At most ``limit`` bytes wait in it (one piece more when a single piece is larger):
+    ``put`` waits for room, so the runtime's POST is read only as fast as the caller takes
+    the events, and a handler writing faster than its caller reads is slowed down, as on
+    Lambda, instead of the emulator holding the difference. ``close`` marks the end and
+    never waits; ``abandon`` (the caller went away) discards what is held and what comes
+    later, so the rest of the POST is read and dropped and the runtime is never stuck.
+    """
+
+    def __init__(self, limit: int = STREAM_BUFFER) -> None:
+        self.limit = limit
+        self._items: Deque[bytes] = collections.deque()
+        self._size = 0
+        self._closed = False
+        self._abandoned = False
+        self._readable = asyncio.Event()
+        self._room = asyncio.Event()
+
+    async def put(self, data: bytes) -> None:
+        """Add a piece, once there is room (or drop it when the caller is gone or the end was
+        marked already)."""
+        while self._size and self._size + len(data) > self.limit and not (self._closed or self._abandoned):
+            self._room.clear()
+            await self._room.wait()
+        if self._closed or self._abandoned:
+            return
+        self._items.append(data)
+        self._size += len(data)
+        self._readable.set()
+
+    async def get(self) -> Optional[bytes]:
+        """The next piece, or None after the last one."""
+        while not self._items:
+            if self._closed or self._abandoned:
+                return None
+            self._readable.clear()
+            await self._readable.wait()
+        data = self._items.popleft()
+        self._size -= len(data)
+        self._room.set()
+        return data
+
+    def close(self) -> None:
+        """No more pieces: ``get`` returns None once the held ones are taken."""
+        self._closed = True
+        self._readable.set()
+        self._room.set()
+
+    def abandon(self) -> None:
+        """The caller is gone: drop what is held and everything put from now on."""
+        self._abandoned = True
+        self._items.clear()
+        self._size = 0
+        self._readable.set()
+        self._room.set()
+
+
 class Invocation:
     """One event on its way from a caller to a runtime and back."""
 
@@ -82,8 +145,8 @@ class Invocation:
         self.streaming = streaming
         loop = asyncio.get_running_loop()
         self.outcome: "asyncio.Future[Outcome]" = loop.create_future()
-        #: chunks of a streamed response for a streaming caller; None marks the end
-        self.chunks: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
+        #: chunks of a streamed response for a streaming caller (bounded: see ChunkChannel)
+        self.chunks = ChunkChannel()
         self.streamed = False
         self.stream_content_type = "application/octet-stream"
         self.delivered = asyncio.Event()
@@ -118,7 +181,7 @@ class Invocation:
             return False
         self.finished_at = time.monotonic()
         self.outcome.set_result(outcome)
-        self.chunks.put_nowait(None)
+        self.chunks.close()
         return True
 
     def add_log(self, data: bytes) -> None:

@@ -378,7 +378,7 @@ class Sandbox:
             if size > limit or inv.outcome.done():
                 continue
             if inv.streaming:
-                inv.chunks.put_nowait(data)
+                await inv.chunks.put(data)  # waits while the caller is behind: backpressure
             else:
                 parts.append(data)
         trailers = req.body_reader.trailers

@@ -296,37 +296,43 @@ class Emulator:
         from . import eventstream
 
         task = asyncio.ensure_future(self._invoke(inv))
-        # wait for the first chunk or the end before committing to a 200
-        first = asyncio.ensure_future(inv.chunks.get())
-        await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done() and task.exception() is not None and isinstance(task.exception(), TooManyRequests):
-            first.cancel()
-            await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
-            return
-        # As Lambda: the body is an event stream; Content-Type is the function's stream type
-        # (botocore reports it as ResponseStreamContentType).
-        content_type = inv.stream_content_type
-        if task.done() and not inv.streamed and task.exception() is None:
-            content_type = task.result().content_type
-        headers = [
-            ("Content-Type", content_type),
-            ("X-Amzn-RequestId", inv.request_id),
-            ("X-Amz-Executed-Version", "$LATEST"),
-        ]
-        writer.write(http.response_head(200, headers, None))
-        data = await first
-        while data is not None:
-            await _send_payload(writer, data)
-            data = await inv.chunks.get()
-        outcome = await task
-        if not inv.streamed and outcome.kind == "response" and outcome.body:
-            await _send_payload(writer, outcome.body)
-        code = details = None
-        if outcome.failed:
-            code, details = outcome.error_code_and_details()
-        log = base64.b64encode(inv.tail()).decode("ascii") if tail else None
-        writer.write(http.chunk(eventstream.invoke_complete(code, details, log)) + b"0\r\n\r\n")
-        await writer.drain()
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        try:
+            # wait for the first chunk or the end before committing to a 200
+            first = asyncio.ensure_future(inv.chunks.get())
+            await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done() and task.exception() is not None and isinstance(task.exception(), TooManyRequests):
+                first.cancel()
+                await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
+                return
+            # As Lambda: the body is an event stream; Content-Type is the function's stream type
+            # (botocore reports it as ResponseStreamContentType).
+            content_type = inv.stream_content_type
+            if task.done() and not inv.streamed and task.exception() is None:
+                content_type = task.result().content_type
+            headers = [
+                ("Content-Type", content_type),
+                ("X-Amzn-RequestId", inv.request_id),
+                ("X-Amz-Executed-Version", "$LATEST"),
+            ]
+            writer.write(http.response_head(200, headers, None))
+            data = await first
+            while data is not None:
+                await _send_payload(writer, data)  # (drains: the next piece is taken when the caller has this one)
+                data = await inv.chunks.get()
+            outcome = await task
+            if not inv.streamed and outcome.kind == "response" and outcome.body:
+                await _send_payload(writer, outcome.body)
+            code = details = None
+            if outcome.failed:
+                code, details = outcome.error_code_and_details()
+            log = base64.b64encode(inv.tail()).decode("ascii") if tail else None
+            writer.write(http.chunk(eventstream.invoke_complete(code, details, log)) + b"0\r\n\r\n")
+            await writer.drain()
+        finally:
+            # the caller is gone (or answered): the rest of the runtime's stream is read and dropped
+            inv.chunks.abandon()
 
     # ------------------------------------------------------------------ invoking
 

@@ -1,0 +1,145 @@
+"""The emulator under slow or absent readers (issue 15), through real
+``python -m lambdaric`` processes on loopback.
+
+- A caller reads a 200 MB response stream slowly: the emulator's memory stays bounded (the
+  runtime's POST is read only as fast as the caller takes the events), every byte arrives in
+  order; a caller that goes away mid-stream does not wedge the runtime. The emulator used to
+  hold the whole difference (214 MB RSS by the time 50 MB were read).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Optional
+
+import pytest
+
+from emulator_harness import RunningEmulator
+
+pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+from botocore.eventstream import EventStreamBuffer  # noqa: E402
+
+STREAM_PATH = "/2021-11-15/functions/function/response-streaming-invocations"
+
+# --------------------------------------------------------------------------- streaming
+
+PIECE = 64 * 1024
+STREAMING_APP = {
+    "app.py": """
+        def handler(event, context):
+            piece = bytearray(%d)
+            for i in range(event["pieces"]):
+                piece[:4] = i.to_bytes(4, "big")  # each piece says where it belongs
+                yield bytes(piece)
+    """ % PIECE
+}
+
+
+def vm_rss_kb(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class StreamReader:
+    """A caller reading an InvokeWithResponseStream answer at its own pace: HTTP (de-chunked by
+    http.client), then AWS event-stream messages (parsed and CRC-checked by botocore), each
+    PayloadChunk checked against the handler's pattern as it arrives."""
+
+    def __init__(self, port: int, pieces: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        self.conn.request("POST", STREAM_PATH, json.dumps({"pieces": pieces}).encode())
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200, (self.response.status, self.response.read())
+        self.events = EventStreamBuffer()
+        self.received = 0  # payload bytes checked
+        self.pending = b""
+        self.complete: Optional[dict] = None
+
+    def read(self, size: int) -> int:
+        """Read up to ``size`` bytes of the HTTP body; returns how many (0 at its end)."""
+        data = self.response.read1(size) if hasattr(self.response, "read1") else self.response.read(size)
+        if data:
+            self.events.add_data(data)
+            for message in self.events:
+                self._take(message)
+        return len(data)
+
+    def _take(self, message) -> None:  # type: ignore[no-untyped-def]
+        kind = message.headers.get(":event-type")
+        if kind == "PayloadChunk":
+            self.pending += message.payload
+            while len(self.pending) >= PIECE:
+                self._check(self.pending[:PIECE])
+                self.pending = self.pending[PIECE:]
+        elif kind == "InvokeComplete":
+            self.complete = json.loads(message.payload)
+        else:
+            raise AssertionError("unexpected event %r" % (message.headers,))
+
+    def _check(self, piece: bytes) -> None:
+        index = self.received // PIECE
+        assert piece[:4] == index.to_bytes(4, "big") and piece[4:] == bytes(PIECE - 4), "piece %d is wrong" % index
+        self.received += PIECE
+
+
+def test_slow_stream_reader_bounds_emulator_memory():
+    """200 MB streamed in 64 KiB pieces to a caller reading about 5 MB/s: while it reads the
+    first 32 MB the emulator's RSS stays within 40 MB of its baseline; then the rest is read at
+    full speed and all 200 MB arrive, in order, with an InvokeComplete without error."""
+    pieces = 200 * 1024 * 1024 // PIECE
+    with RunningEmulator(STREAMING_APP, args=["--concurrency", "1"]) as emu:
+        port = int(emu.base.rsplit(":", 1)[1])
+        warm = StreamReader(port, 16)  # a runtime started, a stream served: the baseline
+        while warm.read(1 << 20):
+            pass
+        assert warm.received == 16 * PIECE and warm.complete == {}
+        baseline = vm_rss_kb(emu.proc.pid)
+        reader = StreamReader(port, pieces)
+        peak = baseline
+        started = time.monotonic()
+        while reader.received < 32 * 1024 * 1024:
+            assert reader.read(PIECE), "the stream ended early"
+            # pace: about 5 MB/s
+            ahead = reader.received / 5e6 - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            peak = max(peak, vm_rss_kb(emu.proc.pid))
+        assert (peak - baseline) < 40 * 1024, "emulator RSS grew by %d kB while 32 MB were read slowly" % (peak - baseline)
+        while reader.read(1 << 20):
+            pass
+        peak = max(peak, vm_rss_kb(emu.proc.pid))
+        assert reader.received == pieces * PIECE and reader.pending == b""
+        assert reader.complete == {}, reader.complete
+        print("emulator RSS: baseline %d kB, peak %d kB (+%d kB)" % (baseline, peak, peak - baseline))
+
+
+def test_caller_gone_mid_stream_does_not_wedge_the_runtime():
+    """A caller that reads 4 MB of a 200 MB stream and hangs up: the rest of the runtime's POST
+    is read and dropped (the emulator's memory stays bounded meanwhile), and the same single
+    runtime serves the next invoke, whole."""
+    pieces = 200 * 1024 * 1024 // PIECE
+    with RunningEmulator(STREAMING_APP, args=["--concurrency", "1"]) as emu:
+        port = int(emu.base.rsplit(":", 1)[1])
+        warm = StreamReader(port, 1)
+        while warm.read(1 << 20):
+            pass
+        baseline = vm_rss_kb(emu.proc.pid)
+        reader = StreamReader(port, pieces)
+        while reader.received < 4 * 1024 * 1024:
+            assert reader.read(PIECE)
+        reader.conn.sock.close()  # type: ignore[union-attr]
+        reader.conn.close()
+        peak = baseline
+        started = time.monotonic()
+        after = StreamReader(port, 3)  # waits for the only runtime to finish the abandoned stream
+        while after.read(1 << 20):
+            peak = max(peak, vm_rss_kb(emu.proc.pid))
+        assert after.received == 3 * PIECE and after.complete == {}
+        assert time.monotonic() - started < 15
+        assert (max(peak, vm_rss_kb(emu.proc.pid)) - baseline) < 40 * 1024
+        assert emu.stdout().count(b"Init Duration") == 1  # one runtime, never restarted
+        assert b"Traceback" not in emu.stderr()
