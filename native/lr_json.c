@@ -85,22 +85,51 @@ static inline int buf_putc(buf_t *b, char c) {
 
 #define PUT_LIT(b, lit) buf_put((b), (lit), sizeof(lit) - 1)
 
+/* ------------------------------------------------------------------------------- word scans */
+
+/* Eight bytes at a time (portable C99: memcpy loads, no alignment assumed). A word is "plain" when
+ * none of its bytes is '"', '\\' or a control character below 0x20 (and, in ASCII mode, none is
+ * 0x7f or above 0x7f): such words are skipped whole. The tests are exact per word (the classic
+ * has-zero-byte and has-less-than formulas), so a word that is not plain is then read byte by byte. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t special_bytes(uint64_t w) {
+    uint64_t quote = w ^ (ONES * '"'), slash = w ^ (ONES * '\\');
+    return ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) | ((slash - ONES) & ~slash);
+}
+
+/* index of the first byte of s[0..n) that is '"', '\\' or < 0x20 (or >= 0x7f when ascii); n if none */
+static inline size_t scan_plain(const unsigned char *s, size_t n, int ascii) {
+    size_t i = 0;
+    if (ascii) {
+        while (i + 8 <= n) {
+            uint64_t w = load64(s + i);
+            uint64_t del = w + ONES; /* 0x7f + 1 sets the high bit; (>= 0x80 already has it) */
+            if ((special_bytes(w) | w | del) & HIGHS) break;
+            i += 8;
+        }
+        while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') i++;
+    } else {
+        while (i + 8 <= n) {
+            uint64_t w = load64(s + i);
+            if (special_bytes(w) & HIGHS) break;
+            i += 8;
+        }
+        while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) i++;
+    }
+    return i;
+}
+
 /* ------------------------------------------------------------------------------------ encoder */
 
 static const char HEX[] = "0123456789abcdef";
-
-/* 0: written as is; 1: needs an escape (UTF-8 mode). Bytes >= 0x80 are written as is. */
-static unsigned char esc_utf8[256];
-/* the same for ASCII mode: also 0x7f and every byte >= 0x80 */
-static unsigned char esc_ascii[256];
-
-static void init_tables(void) {
-    int i;
-    for (i = 0; i < 256; i++) {
-        esc_utf8[i] = (unsigned char)(i < 0x20 || i == '"' || i == '\\');
-        esc_ascii[i] = (unsigned char)(esc_utf8[i] || i >= 0x7f);
-    }
-}
 
 static int put_u_escape(buf_t *b, unsigned int cp) {
     char e[6];
@@ -115,17 +144,15 @@ static int put_u_escape(buf_t *b, unsigned int cp) {
 
 /* s[0..n) is valid UTF-8 (CPython made it from a str without surrogates). */
 static int enc_utf8_text(buf_t *b, const unsigned char *s, size_t n, int ascii) {
-    const unsigned char *table = ascii ? esc_ascii : esc_utf8;
     size_t i = 0, run = 0;
     /* worst case 6 bytes per input byte; reserve the common case (no escapes) at once */
     if (buf_grow(b, n + 2) < 0) return -1;
     b->data[b->len++] = '"';
     while (i < n) {
-        unsigned char c = s[i];
-        if (!table[c]) {
-            i++;
-            continue;
-        }
+        unsigned char c;
+        i += scan_plain(s + i, n - i, ascii);
+        if (i >= n) break;
+        c = s[i];
         if (buf_put(b, (const char *)s + run, i - run) < 0) return -1;
         if (c < 0x80) {
             const char *short_esc = NULL;
@@ -269,10 +296,22 @@ static int enc_obj(buf_t *b, PyObject *o, int ascii, int depth) {
 
 enum { OUT_BYTES, OUT_STR, OUT_ASCII };
 
+/* The output buffer is kept between calls (up to KEEP bytes), so a big result does not fault in
+ * fresh pages every invoke. Nothing in an encode runs Python code, but a nested call would find
+ * it busy and use its own. */
+#define KEEP ((size_t)16 << 20)
+static buf_t spare;
+static int spare_busy;
+
 static PyObject *encode_as(PyObject *o, int out) {
     buf_t b = {NULL, 0, 0};
     PyObject *result = NULL;
-    int margin, ok;
+    int margin, ok, own = !spare_busy;
+    if (own) {
+        b = spare;
+        b.len = 0;
+        spare_busy = 1;
+    }
     for (margin = 0; margin < MARGIN; margin++)
         if (Py_EnterRecursiveCall(" in lambdaric's codec")) break;
     ok = margin == MARGIN && enc_obj(&b, o, out == OUT_ASCII, 0) == 0;
@@ -281,7 +320,13 @@ static PyObject *encode_as(PyObject *o, int out) {
         if (out == OUT_BYTES) result = PyBytes_FromStringAndSize(b.data ? b.data : "", (Py_ssize_t)b.len);
         else result = PyUnicode_DecodeUTF8(b.data ? b.data : "", (Py_ssize_t)b.len, "strict");
     }
-    free(b.data);
+    if (own && b.cap <= KEEP) {
+        spare = b;
+    } else {
+        free(b.data);
+        if (own) spare.data = NULL, spare.cap = 0;
+    }
+    if (own) spare_busy = 0;
     if (!result) {
         PyErr_Clear();
         Py_INCREF(not_mine);
@@ -307,8 +352,9 @@ static PyObject *py_encode_ascii(PyObject *self, PyObject *o) {
 
 /* ------------------------------------------------------------------------------------ decoder */
 
-#define KEY_SLOTS 512 /* power of two */
-#define KEY_MAX 64    /* longest key (bytes, no escapes) the cache keeps */
+#define KEY_SLOTS_MIN 64   /* powers of two: the table has about one slot per 64 input bytes */
+#define KEY_SLOTS_MAX 1024
+#define KEY_MAX 64         /* longest key (bytes, no escapes) the cache keeps */
 
 typedef struct {
     const char *raw; /* into the input, which outlives the call */
@@ -321,6 +367,7 @@ typedef struct {
     int depth;
     buf_t scratch;   /* unescaped strings */
     key_slot *keys;  /* allocated at the first key */
+    unsigned int nslots;
 } dec_t;
 
 static inline void skip_ws(dec_t *d) {
@@ -357,18 +404,26 @@ static int put_utf8(buf_t *b, unsigned long cp) {
     return buf_put(b, u, n);
 }
 
+/* A cheap hash of a key's bytes: its length and first and last (up to) eight bytes. A collision
+ * only costs a miss: a hit is confirmed by comparing the bytes. */
 static unsigned int key_hash(const unsigned char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
-    return (unsigned int)(h ^ (h >> 15));
+    uint64_t a = 0, z = 0, h;
+    if (n >= 8) {
+        a = load64(s);
+        z = load64(s + n - 8);
+    } else {
+        size_t i;
+        for (i = 0; i < n; i++) a = (a << 8) | s[i];
+    }
+    h = (a ^ (z * UINT64_C(0x9e3779b97f4a7c15)) ^ n) * UINT64_C(0xff51afd7ed558ccd);
+    return (unsigned int)(h >> 40);
 }
 
 /* d->p is just past the opening quote. Returns a new str, or NULL (not mine). */
 static PyObject *parse_string(dec_t *d, int is_key) {
     const unsigned char *start = d->p, *p = d->p, *end = d->end;
     buf_t *sc = &d->scratch;
-    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+    p += scan_plain(p, (size_t)(end - p), 0);
     if (p >= end || *p < 0x20) return NULL; /* unterminated, or a raw control character (strict) */
     if (*p == '"') {
         size_t n = (size_t)(p - start);
@@ -377,10 +432,13 @@ static PyObject *parse_string(dec_t *d, int is_key) {
         if (is_key && n <= KEY_MAX) {
             key_slot *slot;
             if (!d->keys) {
-                d->keys = (key_slot *)calloc(KEY_SLOTS, sizeof(key_slot));
+                size_t size = (size_t)(d->end - start) / 64;
+                d->nslots = KEY_SLOTS_MIN;
+                while (d->nslots < KEY_SLOTS_MAX && d->nslots < size) d->nslots *= 2;
+                d->keys = (key_slot *)calloc(d->nslots, sizeof(key_slot));
                 if (!d->keys) return NULL;
             }
-            slot = &d->keys[key_hash(start, n) & (KEY_SLOTS - 1)];
+            slot = &d->keys[key_hash(start, n) & (d->nslots - 1)];
             if (slot->str && (size_t)slot->len == n && memcmp(slot->raw, start, n) == 0) {
                 Py_INCREF(slot->str);
                 return slot->str;
@@ -401,7 +459,7 @@ static PyObject *parse_string(dec_t *d, int is_key) {
     p = start;
     for (;;) {
         const unsigned char *run = p;
-        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+        p += scan_plain(p, (size_t)(end - p), 0);
         if (p >= end || *p < 0x20) return NULL;
         if (buf_put(sc, (const char *)run, (size_t)(p - run)) < 0) return NULL;
         if (*p == '"') break;
@@ -645,8 +703,8 @@ static PyObject *py_decode(PyObject *self, PyObject *data) {
     }
     while (margin-- > 0) Py_LeaveRecursiveCall();
     if (d.keys) {
-        int i;
-        for (i = 0; i < KEY_SLOTS; i++) Py_XDECREF(d.keys[i].str);
+        unsigned int i;
+        for (i = 0; i < d.nslots; i++) Py_XDECREF(d.keys[i].str);
         free(d.keys);
     }
     free(d.scratch.data);
@@ -677,7 +735,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__codec(void) {
     PyObject *m;
-    init_tables();
     m = PyModule_Create(&module);
     if (!m) return NULL;
     if (!not_mine) {

@@ -387,3 +387,18 @@ def test_corpus_identical_to_awslambdaric_utf8(value):
 @given(any_values)
 def test_documents_identical_to_awslambdaric_utf8(value):
     assert our_body(value) == _official(value)
+
+
+def test_every_special_character_at_every_word_position():
+    """The scans read eight bytes at a time: each character that needs care (escapes, 0x7f, non-ASCII
+    of every UTF-8 length) at each offset of the first words, in strings of every length around them."""
+    specials = ['"', "\\", "\n", "\x00", "\x1f", " ", "\x7f", "\x80", "\u00e9", "\u2028", "\uffff", "\U0001f600", "~"]
+    for c in specials:
+        for before in range(18):
+            for after in (0, 1, 7, 8, 9):
+                s = "a" * before + c + "b" * after
+                assert _codec.encode(s) == REF_UTF8.encode(s).encode("utf-8")
+                assert _codec.encode_ascii(s) == REF_ASCII.encode(s)
+                text = REF_UTF8.encode([s, {s: s}]).encode("utf-8")
+                assert same(_codec.decode(text), [s, {s: s}])
+                assert same(_codec.decode(REF_ASCII.encode([s]).encode()), [s])
