@@ -3,6 +3,8 @@
 # C99 with musl (musl-gcc, Debian: apt-get install musl-tools), gcc and clang, and the
 # connection harness (fuzz_lr_conn.c built as a plain program, -DLR_FUZZ_MAIN) linked against
 # each libc replays the seed corpus (native/fuzz_corpus_conn/) with its invariant checks.
+# lr_json.c (the JSON codec, a Python extension) is compiled the same way against the headers of
+# $PYTHON (default python3; skipped, saying so, when it has none).
 #
 # usage: native/check_musl.sh [COMPILER...]     default: musl-gcc gcc clang
 # A compiler that is not installed is skipped, saying so (LAMBDARIC_REQUIRE_MUSL=1 makes a
@@ -15,6 +17,10 @@ trap 'rm -rf "$out"' EXIT
 
 now() { date +%s%N; }
 ms() { echo $(( ($(now) - $1) / 1000000 )); }
+
+py=${PYTHON:-python3}
+pyinc=$("$py" -c 'import sysconfig, os; p = sysconfig.get_paths()["include"]; print(p if os.path.isfile(os.path.join(p, "Python.h")) else "")' 2>/dev/null || true)
+[ -n "$pyinc" ] || echo "check_musl.sh: no Python.h for $py: lr_json.c (the codec) is not compiled here"
 
 failed=0
 for cc in "$@"; do
@@ -39,6 +45,15 @@ for cc in "$@"; do
       ok=0
     fi
   done
+  codec=""
+  if [ -n "$pyinc" ]; then
+    if "$cc" "${flags[@]}" -I"$pyinc" -c "$here/lr_json.c" -o "$out/$cc-lr_json.o"; then
+      codec=" + lr_json.c"
+    else
+      echo "check_musl.sh: $cc: lr_json.c FAILED to compile with ${flags[*]} (Python headers: $pyinc)"
+      ok=0
+    fi
+  fi
   compile_ms=$(ms "$t0")
   replay=""
   if [ "$ok" = 1 ]; then
@@ -57,7 +72,7 @@ for cc in "$@"; do
     fi
   fi
   if [ "$ok" = 1 ]; then
-    echo "check_musl.sh: $cc ($("$cc" -dumpversion 2>/dev/null || echo '?')): lr_http.c + lr_conn.c compiled with ${flags[*]} -c in ${compile_ms} ms$replay"
+    echo "check_musl.sh: $cc ($("$cc" -dumpversion 2>/dev/null || echo '?')): lr_http.c + lr_conn.c$codec compiled with ${flags[*]} -c in ${compile_ms} ms$replay"
   else
     failed=1
   fi

@@ -4,13 +4,17 @@
 #   fuzz_lr_conn  the connection's receive path over a socketpair, driven as native.py drives it
 #                 (lr_conn.c; input format and invariants at the top of fuzz_lr_conn.c), some
 #                 inputs with a tiny answer bound on a virtual clock (-DLR_FUZZ_CLOCK: LR_STALLED)
-# With two or more CPUs both run at once for SECONDS each, otherwise one after the other for
-# half of it each. Corpora start from native/fuzz_corpus*/ and grow in the work directory.
+#   fuzz_lr_json  the JSON codec (lr_json.c) in an embedded CPython, checked against simplejson
+#                 (invariants at the top of fuzz_lr_json.c); needs $PYTHON (default python3) to
+#                 have a shared libpython and simplejson, else it is skipped, saying so (an error
+#                 with LAMBDARIC_FUZZ_ONLY=lr_json)
+# With two or more CPUs all run at once for SECONDS each, otherwise one after the other for
+# an equal share each. Corpora start from native/fuzz_corpus*/ and grow in the work directory.
 #
 # usage: native/fuzz.sh [SECONDS]        needs clang (Debian: apt-get install clang)
 # env:   LAMBDARIC_FUZZ_DIR   work directory (default /tmp/lambdaric-fuzz): binaries, corpora, logs,
 #                             and crash-*/timeout-* inputs (replay: $dir/fuzz_lr_conn $dir/crash-...)
-#        LAMBDARIC_FUZZ_ONLY  lr_http or lr_conn: run that harness only
+#        LAMBDARIC_FUZZ_ONLY  lr_http, lr_conn or lr_json: run that harness only
 #        LAMBDARIC_FUZZ_CFLAGS more compiler flags (e.g. -DLR_FUZZ_STRICT_UNREAD, see fuzz_lr_conn.c)
 # Exit status: 0 when no harness failed; 1 on a crash, sanitizer report, broken invariant or
 # hang (its log's end is printed); 2 when clang cannot build the harnesses.
@@ -26,19 +30,50 @@ if ! command -v clang >/dev/null 2>&1; then
   exit 2
 fi
 
-names=(lr_http lr_conn)
+names=(lr_http lr_conn lr_json)
 [ -n "$only" ] && names=("$only")
-declare -A sources=([lr_http]="lr_http.c" [lr_conn]="lr_http.c lr_conn.c")
-declare -A corpus=([lr_http]=fuzz_corpus [lr_conn]=fuzz_corpus_conn)
-declare -A max_len=([lr_http]=70000 [lr_conn]=200000)
+declare -A sources=([lr_http]="lr_http.c" [lr_conn]="lr_http.c lr_conn.c" [lr_json]="lr_json.c")
+declare -A corpus=([lr_http]=fuzz_corpus [lr_conn]=fuzz_corpus_conn [lr_json]=fuzz_corpus_json)
+declare -A max_len=([lr_http]=70000 [lr_conn]=200000 [lr_json]=20000)
+declare -A extra=([lr_http]="" [lr_conn]="" [lr_json]="")
+
+# the JSON harness embeds the interpreter: its headers, its shared libpython, its site-packages
+py=${PYTHON:-python3}
+json_env=()
+if [[ " ${names[*]} " == *" lr_json "* ]]; then
+  if embed=$("$py" - <<'EOF' 2>&1
+import sys, sysconfig
+v = sysconfig.get_config_var
+if not v("Py_ENABLE_SHARED"):
+    sys.exit("%s has no shared libpython to embed" % sys.executable)
+try:
+    import simplejson  # noqa: F401
+except ImportError:
+    sys.exit("simplejson is not installed for %s" % sys.executable)
+lib = "python" + v("LDVERSION")
+print("-I%s -L%s -Wl,-rpath,%s -l%s" % (sysconfig.get_paths()["include"], v("LIBDIR"), v("LIBDIR"), lib))
+print(":".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))
+EOF
+  ); then
+    extra[lr_json]=$(echo "$embed" | head -n 1)
+    json_env=(PYTHONPATH="$(echo "$embed" | sed -n 2p)" PYTHONNOUSERSITE=1)
+  elif [ "$only" = lr_json ]; then
+    echo "fuzz.sh: cannot build fuzz_lr_json: $embed" >&2
+    exit 2
+  else
+    echo "fuzz.sh: fuzz_lr_json skipped: $embed"
+    names=(lr_http lr_conn)
+  fi
+fi
 
 start=$(date +%s%N)
 elapsed() { local ms=$(( ($(date +%s%N) - start) / 1000000 )); printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100)); }
 for name in "${names[@]}"; do
   srcs=()
   for s in ${sources[$name]} "fuzz_$name.c"; do srcs+=("$here/$s"); done
+  # shellcheck disable=SC2086
   if ! clang -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-      -DLR_FUZZ_CLOCK ${LAMBDARIC_FUZZ_CFLAGS:-} -I"$here" "${srcs[@]}" -o "$out/fuzz_$name"; then
+      -DLR_FUZZ_CLOCK ${LAMBDARIC_FUZZ_CFLAGS:-} -I"$here" "${srcs[@]}" ${extra[$name]} -o "$out/fuzz_$name"; then
     echo "fuzz.sh: building fuzz_$name failed" >&2
     exit 2
   fi
@@ -48,7 +83,10 @@ done
 echo "fuzz.sh: built ${names[*]} in $(elapsed)"
 
 run() { # name seconds: one harness; its whole output goes to $out/$name.log
-  "$out/fuzz_$1" -max_total_time="$2" -max_len="${max_len[$1]}" -timeout=20 -rss_limit_mb=2048 \
+  local env=()
+  # (CPython keeps objects alive at exit: no leak detection for the embedded interpreter)
+  [ "$1" != lr_json ] || env=("${json_env[@]}" ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
+  env "${env[@]}" "$out/fuzz_$1" -max_total_time="$2" -max_len="${max_len[$1]}" -timeout=20 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus_$1" >"$out/$1.log" 2>&1
 }
 

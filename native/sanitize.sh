@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Build lambdaric._native with AddressSanitizer + UndefinedBehaviorSanitizer and run the protocol
-# tests on the native transport with it (every runtime process they start loads that build).
+# Build lambdaric._native and lambdaric._codec (the JSON codec) with AddressSanitizer +
+# UndefinedBehaviorSanitizer and run the protocol and codec tests on the native transport with them
+# (every runtime process they start loads those builds).
 #
 # usage: native/sanitize.sh [pytest arguments]
 #        default: tests/test_runtime_wire.py tests/test_logs_wire.py tests/test_differential_wire.py
+#                 tests/test_codec_differential.py tests/test_codec_hostile.py
 # env:   CC      compiler: clang by default when installed (its UBSan reports go to the report
 #                files as ASan's do), else gcc (whose UBSan reports only reach stderr: a report
 #                still stops the process and fails its test, and the pytest log is scanned)
@@ -13,7 +15,7 @@
 # How: the working tree is copied to a scratch directory and the module is built there with
 # build_native.build (LAMBDARIC_NATIVE_CFLAGS/LDFLAGS: -fsanitize=address,undefined
 # -fno-sanitize-recover=all -g; warnings as errors) as the copy's lambdaric/_native.abi3.so,
-# its only _native; pytest runs in the copy with LAMBDARIC_TRANSPORT=native, so the tests and
+# its only _native, and the codec with build_native.build_codec as lambdaric/_codec.abi3.so; pytest runs in the copy with LAMBDARIC_TRANSPORT=native, so the tests and
 # the runtime processes they start (PYTHONPATH = the copy) import that build. Your checkout
 # and its normal build are never touched.
 # The ASan runtime must be LD_PRELOADed (an instrumented extension in an uninstrumented
@@ -55,7 +57,7 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 else
   cp -a "$root/." "$repo/"
 fi
-find "$repo" \( -name '_native*.so' -o -name '__pycache__' -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+find "$repo" \( -name '_native*.so' -o -name '_codec*.so' -o -name '__pycache__' -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 
 # 2. the sanitized build, as the copy's lambdaric/_native.abi3.so
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -78,6 +80,18 @@ print(build_native.build(sys.argv[1], "lambdaric._native"))
   exit 2
 fi
 cp "$built" "$repo/lambdaric/_native.abi3.so"
+if ! codec=$(cd "$repo" && CC="$cc" LAMBDARIC_NATIVE_WERROR=1 LAMBDARIC_NATIVE_CFLAGS="$cflags" \
+    LAMBDARIC_NATIVE_LDFLAGS="$ldflags" "$py" -c '
+import sys
+sys.path.insert(0, "native")
+import build_native
+print(build_native.build_codec(sys.argv[1]))
+' "$work/build" 2>"$work/build_codec.log" | tail -n 1) || [ ! -f "$codec" ]; then
+  echo "sanitize.sh: the sanitized codec build failed:" >&2
+  tail -n 40 "$work/build_codec.log" >&2
+  exit 2
+fi
+cp "$codec" "$repo/lambdaric/_codec.abi3.so"
 
 # 3. the ASan runtime to preload: the one the module links (gcc), or clang's shared one
 asan=$(ldd "$built" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
@@ -117,21 +131,25 @@ export PYTHONDONTWRITEBYTECODE=1
 if ! (cd "$repo" && "$py" -c '
 import os, sys
 import lambdaric._native as m
+import lambdaric._codec as c
 from lambdaric.transport import create
 assert m.__file__ == sys.argv[1], (m.__file__, sys.argv[1])
+assert c.__file__ == sys.argv[1].replace("_native", "_codec"), c.__file__
+assert c.decode(c.encode({"a": [1.5, "x"]})) == {"a": [1.5, "x"]}
 assert sys.executable == sys.argv[2], sys.executable
 assert any("asan" in line for line in open("/proc/self/maps")), "no ASan runtime in the process"
 assert create("127.0.0.1:9", "sanitize.sh", "native").name == "native"
-print("sanitize.sh: loaded %s with %s" % (m.__file__, os.environ["LD_PRELOAD"]))
+print("sanitize.sh: loaded %s and %s with %s" % (m.__file__, c.__file__, os.environ["LD_PRELOAD"]))
 ' "$repo/lambdaric/_native.abi3.so" "$py"); then
   echo "sanitize.sh: the sanitized module does not load as lambdaric._native (preloading $asan)" >&2
   find "$logs" -type f -exec head -n 30 {} + >&2 2>/dev/null || true
   exit 2
 fi
 
-# 6. the protocol tests on the native transport
+# 6. the protocol and codec tests on the native transport
 if [ "$#" -eq 0 ]; then
-  set -- tests/test_runtime_wire.py tests/test_logs_wire.py tests/test_differential_wire.py
+  set -- tests/test_runtime_wire.py tests/test_logs_wire.py tests/test_differential_wire.py \
+    tests/test_codec_differential.py tests/test_codec_hostile.py
 fi
 status=0
 (cd "$repo" && "$py" -m pytest -q -p no:warnings -p no:cacheprovider -ra "$@") 2>&1 | tee "$work/pytest.log" ||
