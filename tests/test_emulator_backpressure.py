@@ -1,6 +1,9 @@
-"""The emulator under slow or absent readers (issue 15), through real
+"""The emulator under slow or absent readers (issue 15, items 2 and 3), through real
 ``python -m lambdaric`` processes on loopback.
 
+- Its stdout is a pipe nobody reads (a test fixture's ``stdout=PIPE``): it keeps serving,
+  ``--timeout`` still fires, and what it could not write is dropped whole lines at a time and
+  counted, once, on stderr. It used to stop answering everyone after 248 invokes.
 - A caller reads a 200 MB response stream slowly: the emulator's memory stays bounded (the
   runtime's POST is read only as fast as the caller takes the events), every byte arrives in
   order; a caller that goes away mid-stream does not wedge the runtime. The emulator used to
@@ -10,17 +13,106 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from emulator_harness import RunningEmulator
+from emulator_harness import REPO, RunningEmulator
 
 pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
 from botocore.eventstream import EventStreamBuffer  # noqa: E402
 
+PATH = "/2015-03-31/functions/function/invocations"
 STREAM_PATH = "/2021-11-15/functions/function/response-streaming-invocations"
+LINE = "x" * 1000
+
+CHATTY = {
+    "app.py": """
+        import time
+
+        def handler(event, context):
+            if event.get("sleep"):
+                time.sleep(event["sleep"])
+            print("%s")
+            return {"i": event.get("i")}
+    """ % LINE
+}
+
+
+def _emulator_with_unread_pipes(tmp_path, args: List[str]) -> Tuple[subprocess.Popen, int]:
+    """``python -m lambdaric`` with stdout and stderr pipes that nobody reads, as a pytest
+    fixture would start it; returns it and its port (read from the banner, the one read)."""
+    for rel, text in CHATTY.items():
+        (tmp_path / rel).write_text("\n".join(line[8:] for line in text.strip("\n").splitlines()) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER", "LAMBDARIC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lambdaric", "app.handler", "--listen", "127.0.0.1:0"] + args,
+        cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    banner = proc.stderr.readline()  # type: ignore[union-attr]
+    match = re.search(rb"http://127\.0\.0\.1:(\d+)/", banner)
+    if match is None:
+        proc.kill()
+        raise AssertionError("no banner: %r" % banner)
+    return proc, int(match.group(1))
+
+
+def _post(conn: http.client.HTTPConnection, event: dict) -> Tuple[int, Dict[str, str], bytes, float]:
+    started = time.monotonic()
+    conn.request("POST", PATH, json.dumps(event).encode())
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body, time.monotonic() - started
+
+
+def test_unread_stdout_pipe_never_stops_serving(tmp_path):
+    """2,000 invokes (each about 1.3 KB of console output: 2.6 MB against a 64 KiB pipe and the
+    1 MiB console buffer) with stdout never read; then an invoke past --timeout times out on
+    time. Once stdout is read, the drop count on stderr accounts for every line not printed,
+    and every line printed is whole."""
+    proc, port = _emulator_with_unread_pipes(tmp_path, ["--timeout", "1", "--concurrency", "1"])
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(2000):
+            status, headers, body, _ = _post(conn, {"i": i})
+            assert (status, body) == (200, b'{"i": %d}' % i), (i, status, headers, body)
+            assert "x-amz-function-error" not in headers
+        status, headers, body, took = _post(conn, {"i": -1, "sleep": 5})
+        rid = headers["x-amzn-requestid"]
+        assert status == 200 and headers["x-amz-function-error"] == "Unhandled"
+        assert json.loads(body) == {"errorMessage": "RequestId: %s Error: Task timed out after 1.00 seconds" % rid,
+                                    "errorType": "Sandbox.Timedout"}
+        assert 0.9 < took < 3.0, took
+        assert _post(conn, {"i": 2001})[:3:2] == (200, b'{"i": 2001}')  # a new runtime, served
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)  # reading now: the held output flows out
+    assert proc.returncode == 0, err[-2000:]
+    notices = re.findall(rb"lambdaric: (\d+) lines \((\d+) bytes\) of console output dropped: stdout was not being read\n", err)
+    assert notices, err[-2000:]
+    dropped_lines = sum(int(n) for n, _ in notices)
+    dropped_bytes = sum(int(b) for _, b in notices)
+    # the 2,001 served invokes print START, the handler's line, END, REPORT; the one that timed
+    # out START, its "Task timed out" line, END, REPORT
+    assert out.count(b"\n") + dropped_lines == 2001 * 4 + 4, (out.count(b"\n"), dropped_lines)
+    assert dropped_bytes > 1_000_000 and dropped_lines > 700
+    lines = out.split(b"\n")
+    assert lines.pop() == b""
+    whole = re.compile(rb"(START RequestId: [0-9a-f-]{36} Version: \$LATEST|x{1000}|END RequestId: [0-9a-f-]{36}|"
+                       rb"REPORT RequestId: [0-9a-f-]{36}\tDuration: .*|\S+ [0-9a-f-]{36} Task timed out after 1\.00 seconds)\Z")
+    broken = [line[:80] for line in lines if not whole.match(line)]
+    assert broken == []
+    assert b"Traceback" not in err
+
 
 # --------------------------------------------------------------------------- streaming
 

@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -96,7 +96,7 @@ def child_environment(
     return env
 
 
-async def _watch(emulator, root: str, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+async def _watch(emulator, root: str, say: Callable[[bytes], None], interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
     """Poll file modification times under ``root``; recycle the runtimes on any change."""
 
     def snapshot() -> Dict[str, float]:
@@ -119,12 +119,26 @@ async def _watch(emulator, root: str, interval: float = 0.5) -> None:  # type: i
         now = snapshot()
         if now != before:
             before = now
-            sys.stderr.write("lambdaric: files changed, restarting the runtime\n")
+            say(b"lambdaric: files changed, restarting the runtime\n")
             emulator.pool.recycle_all()
 
 
 async def serve(args: argparse.Namespace, command: List[str]) -> int:
-    from .sandbox import echo_to
+    """Serve until SIGINT or SIGTERM; then stop the runtimes and write out what the console
+    still holds (bounded: see :mod:`.console`)."""
+    from .console import Console
+
+    err = Console(2, "stderr")
+    out = Console(1, "stdout", notices=err.write)
+    try:
+        return await _serve(args, command, out, err)
+    finally:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, out.close)
+        await loop.run_in_executor(None, err.close)
+
+
+async def _serve(args: argparse.Namespace, command: List[str], out, err) -> int:  # type: ignore[no-untyped-def]
     from .server import Emulator, EmulatorSettings
 
     host, port = split_listen(args.listen)
@@ -144,23 +158,24 @@ async def serve(args: argparse.Namespace, command: List[str]) -> int:
         max_concurrency=args.max_concurrency,
         snapstart=args.snapstart,
     )
-    emulator = Emulator(settings, echo_to(sys.stdout.buffer))
+    emulator = Emulator(settings, out.write, err.write)
     try:
         await emulator.start()
     except OSError as exc:
-        sys.stderr.write("lambdaric: cannot listen on %s: %s\n" % (args.listen, exc.strerror or exc))
+        err.write(("lambdaric: cannot listen on %s: %s\n" % (args.listen, exc.strerror or exc)).encode())
         return 1
     bound_host, bound_port = emulator.address
-    sys.stderr.write(
-        "lambdaric: serving %s on http://%s:%d/2015-03-31/functions/%s/invocations (Ctrl-C to stop)\n"
-        % (args.handler or " ".join(command), bound_host, bound_port, args.function_name)
+    err.write(
+        (
+            "lambdaric: serving %s on http://%s:%d/2015-03-31/functions/%s/invocations (Ctrl-C to stop)\n"
+            % (args.handler or " ".join(command), bound_host, bound_port, args.function_name)
+        ).encode()
     )
-    sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.ensure_future(_watch(emulator, cwd)) if args.watch else None
+    watcher = asyncio.ensure_future(_watch(emulator, cwd, err.write)) if args.watch else None
     try:
         await stop.wait()
     finally:

@@ -424,25 +424,3 @@ def _signal_name(number: int) -> str:
     return {"SIGKILL": "killed", "SIGTERM": "terminated", "SIGSEGV": "segmentation fault", "SIGABRT": "aborted"}.get(
         name, name.lower()
     )
-
-
-def echo_to(stream) -> Callable[[bytes], None]:  # type: ignore[no-untyped-def]
-    """An echo function writing runtime output through to ``stream`` (binary); on a terminal,
-    CR line breaks inside records are shown as line breaks."""
-
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        tty = False
-
-    def echo(data: bytes) -> None:
-        if tty:  # a record kept as one CloudWatch event uses CR between its lines: show them as lines
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        try:
-            stream.write(data)
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    return echo
-

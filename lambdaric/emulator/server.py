@@ -165,9 +165,14 @@ class EmulatorSettings:
 class Emulator:
     """The Invoke API server and its pool (see module docstring)."""
 
-    def __init__(self, settings: EmulatorSettings, out: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, settings: EmulatorSettings, out: Callable[[bytes], None], err: Optional[Callable[[bytes], None]] = None
+    ) -> None:
+        """``out`` takes the console output (the runtimes' and START/END/REPORT lines), ``err``
+        the emulator's own notices; neither may block (see :mod:`.console`)."""
         self.settings = settings
         self.out = out
+        self.err = err or _stderr_notice
         config = SandboxConfig(
             settings.command,
             settings.env,
@@ -434,10 +439,13 @@ async def _error(
     await http.send(writer, status, body, headers + list(extra))
 
 
-def _writer_out() -> Callable[[bytes], None]:
-    from .sandbox import echo_to
-
-    return echo_to(sys.stdout.buffer)
+def _stderr_notice(data: bytes) -> None:
+    """The emulator's own notices when no console was given (a blocking write: for embedding)."""
+    try:
+        sys.stderr.buffer.write(data)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 Runner = Callable[[Emulator], Awaitable[None]]
