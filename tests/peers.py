@@ -287,7 +287,6 @@ def rie() -> pathlib.Path:
     return path
 
 
-@pytest.fixture(scope="session")
 def missing_peer(reason: str) -> None:
     """A real peer is not here: skip, saying why, except in CI (``CI=true``), where every
     peer can be installed from the package registries, so its absence fails the test
@@ -305,6 +304,7 @@ def peer_module(name: str, install: str):  # type: ignore[no-untyped-def]
         missing_peer("%s is not installed (%s): %s" % (name, install, exc))
 
 
+@pytest.fixture(scope="session")
 def awslambdaric_peer() -> str:
     """awslambdaric's version; skips the test when it is not installed."""
     if not awslambdaric_available():
