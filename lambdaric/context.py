@@ -1,4 +1,4 @@
-"""The ``context`` object handed to handlers (contract section 7).
+"""The ``context`` object handed to handlers (docs/runtime-api.md section 7).
 
 Field names and types follow the official client (``memory_limit_in_mb`` stays a str)
 because user code reads them. The JSON headers are parsed here so that a malformed

@@ -1,6 +1,6 @@
 """Exceptions to wire shapes: the error JSON, the X-Ray cause, the uncaught-error log lines.
 
-The shapes are fixed by what users' dashboards and the platform parse (contract section 5):
+The shapes are fixed by what users' dashboards and the platform parse (docs/runtime-api.md section 5):
 key order, the runtime's own frames hidden from stack traces, and runtime faults typed
 ``LambdaValidationError`` in X-Ray.
 """

@@ -1,4 +1,4 @@
-"""Finding the user's handler from the string given as CMD (contract section 3).
+"""Finding the user's handler from the string given as CMD (docs/runtime-api.md section 3).
 
 Every failure becomes a :class:`FaultException` with the exact type and message the
 official client reports, so the platform and users see the same init errors. Two

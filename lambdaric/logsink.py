@@ -129,7 +129,7 @@ class LogConfig:
         self.milliseconds = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
 
 
-#: Telemetry frame levels (contract section 6) by logging level number.
+#: Telemetry frame levels (docs/runtime-api.md section 6) by logging level number.
 FRAME_LEVELS = {10: 2, 20: 3, 30: 4, 40: 5, 50: 6}
 _FRAME_TYPE = 0xA55A0000
 _FRAME_HEAD = None  # struct.Struct(">IIQ"), made on first use

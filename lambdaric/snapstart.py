@@ -1,4 +1,4 @@
-"""SnapStart: the before-snapshot / restore / after-restore sequence (contract section 8).
+"""SnapStart: the before-snapshot / restore / after-restore sequence (docs/runtime-api.md section 8).
 
 With ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``, after the handler imported cleanly,
 :func:`restore` runs the before-snapshot hooks (last registered first), waits on

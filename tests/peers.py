@@ -16,7 +16,7 @@ Environment knobs:
 
 * ``LAMBDARIC_RIE``: path of an ``aws-lambda-rie`` binary to use as is (no download).
 * ``LAMBDARIC_RIE_SAM_SPEC``: the pip requirement to download (default :data:`SAM_SPEC`, the version
-  whose behaviour ``/work/notes/rie-observed.md`` and the contract describe).
+  whose behaviour ``docs/runtime-api.md`` describes).
 * ``LAMBDARIC_NO_PEER_DOWNLOAD=1``: never download; use only what is cached already.
 
 Running the emulator: :func:`start_rie` starts it on loopback only (its own default is

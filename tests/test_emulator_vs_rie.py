@@ -9,7 +9,7 @@ comparison is symmetric. What differs by construction and is normalised or left 
 * the function name the runtime is told (``test_function`` under the RIE, ``function`` here),
   hence the ARN: the handlers below never return it;
 * response headers: the RIE sniffs ``Content-Type`` from the body and sends no ``X-Amz-*``
-  headers at all (``/work/notes/rie-observed.md`` section 4), so only bodies, statuses and
+  headers at all (``docs/runtime-api.md`` section 10), so only bodies, statuses and
   ``X-Amz-Function-Error`` are compared.
 
 Skips with the ``rie`` fixture's reason when the official emulator cannot be had.

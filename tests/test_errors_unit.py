@@ -1,4 +1,4 @@
-"""Error shapes (contract section 5) as pure functions."""
+"""Error shapes (docs/runtime-api.md section 5) as pure functions."""
 import os
 
 from lambdaric.errors import FaultException, error_log_lines, make_error, report_exception, safe_str

@@ -1,4 +1,4 @@
-"""Marshalling rules (contract section 4) as pure functions."""
+"""Marshalling rules (docs/runtime-api.md section 4) as pure functions."""
 import decimal
 
 import pytest

@@ -1,4 +1,4 @@
-"""SnapStart (contract section 8) through the wire: real ``python -m lambdaric`` processes
+"""SnapStart (docs/runtime-api.md section 8) through the wire: real ``python -m lambdaric`` processes
 with ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`` against the scripted Runtime API (both
 transports), the official client as the reference for bytes and order, and the built-in
 emulator's ``--snapstart`` mode with lambdaric itself as the runtime.
