@@ -78,16 +78,28 @@ def our_event(body):
 
 
 def same(a, b):
-    """Equal with the same types all the way down (floats by repr: NaN, -0.0), and dict key order."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(k, k2) for k, k2 in zip(a, b)) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
+    """Equal with the same types all the way down (floats by repr: NaN, -0.0), and dict key order.
+    (Iterative: the values may be nested deeper than the recursion limit.)"""
+    stack = [(a, b)]
+    while stack:
+        a, b = stack.pop()
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, float):
+            if repr(a) != repr(b):
+                return False
+        elif isinstance(a, dict):
+            if list(a) != list(b):
+                return False
+            stack.extend(zip(a, b))
+            stack.extend((a[k], b[k]) for k in a)
+        elif isinstance(a, (list, tuple)):
+            if len(a) != len(b):
+                return False
+            stack.extend(zip(a, b))
+        elif a != b:
+            return False
+    return True
 
 
 def same_outcome(a, b):
@@ -217,7 +229,8 @@ def test_recursion_limit_is_respected():
             results.append((depth, our_body(value), reference_body(value), our_event(text), reference_event(text)))
     finally:
         sys.setrecursionlimit(old)
-    assert any(r[2][0] == "error" for r in results) and any(r[2][0] != "error" for r in results)
+    if sys.version_info < (3, 12):  # (from 3.12 C code has its own limit, which setrecursionlimit leaves)
+        assert any(r[2][0] == "error" for r in results) and any(r[2][0] != "error" for r in results)
     for depth, ours, ref, ours_ev, ref_ev in results:
         assert ours == ref, depth
         assert same_outcome(ours_ev, ref_ev), depth
@@ -306,6 +319,7 @@ def test_common_documents_encoded_by_the_codec(value):
 @settings(max_examples=600, deadline=None)
 @given(any_values)
 def test_any_document_identical(value):
+    hypothesis.assume(not isinstance(value, bytes))  # (bytes results go out as they are, not as JSON)
     assert our_body(value) == reference_body(value)
     assert outcome(marshal.dumps_ascii, value) == outcome(REF_ASCII.encode, value)
 
@@ -386,6 +400,7 @@ def test_corpus_identical_to_awslambdaric_utf8(value):
 @settings(max_examples=400, deadline=None)
 @given(any_values)
 def test_documents_identical_to_awslambdaric_utf8(value):
+    hypothesis.assume(not isinstance(value, bytes))
     assert our_body(value) == _official(value)
 
 
