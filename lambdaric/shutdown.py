@@ -211,10 +211,10 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
     import _socket
 
     from .protocol import ProtocolError, safe_header_value
-    from .transport.python import _connect, split_address
+    from .transport.base import connect, split_address
 
     try:
-        sock = _connect(split_address(address))
+        sock = connect(split_address(address))
     except (OSError, ValueError) as exc:
         raise ExtensionError(_os_error_text(exc)) from None
     try:
@@ -231,7 +231,7 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
             raise ExtensionError("answered 200 without a usable %s header" % IDENTIFIER_HEADER)
         if head.content_length < 0 or not head.keep_alive:  # body to close: use a new connection
             sock.close()
-            sock = _connect(split_address(address))
+            sock = connect(split_address(address))
         sock.settimeout(None)
         return sock, identifier
     except (OSError, ProtocolError) as exc:

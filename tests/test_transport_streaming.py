@@ -23,7 +23,8 @@ from runtime_api import Event, Reply, RuntimeAPI
 from lambdaric import protocol
 from lambdaric.protocol import StreamTooLarge
 from lambdaric.transport import Transport, TransportError
-from lambdaric.transport.python import ConnectionClosed, PythonTransport
+from lambdaric.transport.base import ConnectionClosed
+from lambdaric.transport.python import PythonTransport
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UA = "lambdaric-test/1.0"

@@ -1,111 +1,30 @@
-"""Transports: how bytes reach the Runtime API.
+"""Transports: how bytes reach the Runtime API; this module is their factory.
 
-Every transport offers the same small interface (:class:`Transport`) and knows nothing
-about handlers, logging or what a status code means; those decisions live in the
-bootstrap. Two implementations exist or will: :mod:`.python` (pure-Python sockets,
-always available) and the native cffi module (when it could be built).
+Every transport offers the same small interface (:class:`~.base.Transport`) and knows
+nothing about handlers, logging or what a status code means; those decisions live in the
+runtime. Two implementations: :mod:`.python` (pure-Python sockets, always available) and
+:mod:`.native` (the cffi module, when it could be built). Both import only :mod:`.base`,
+which this module re-exports; this module imports them only when asked to make one.
 """
 from __future__ import annotations
 
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Optional, Tuple
+    from typing import Optional
 
-from ..protocol import Invocation
+    from .base import Answer  # noqa: F401  (re-exported for annotations)
 
-if TYPE_CHECKING:  # pragma: no cover
-    from typing import Protocol
-else:
-    Protocol = object
-
-
-class TransportError(Exception):
-    """The Runtime API could not be reached or the connection broke.
-
-    ``endpoint`` is ``host:port`` and ``call`` what was being done, so the bootstrap can
-    print one clear line naming both with the OS error.
-    """
-
-    def __init__(self, endpoint: str, call: str, cause: BaseException) -> None:
-        super().__init__("%s %s: %s" % (endpoint, call, cause))
-        self.endpoint = endpoint
-        self.call = call
-        self.cause = cause
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    #: A Runtime API answer to a POST: (status code, body bytes).
-    Answer = Tuple[int, bytes]
-
-#: The ``call`` of a TransportError raised by each step of a streamed response.
-STREAM_HEAD = "POST /response (stream head)"
-STREAM_CHUNK = "POST /response (stream chunk)"
-STREAM_END = "POST /response (stream end)"
-
-
-def no_stream_open(method: str) -> RuntimeError:
-    return RuntimeError("%s: no response stream is open (call stream_begin first)" % method)
-
-
-def stream_open(method: str) -> RuntimeError:
-    return RuntimeError("%s: a response stream is open on this transport; end it with stream_end first" % method)
-
-
-class Transport(Protocol):
-    """The calls the runtime makes; all block; none retries on its own except
-    one immediate reconnect when a kept-alive connection turned out to be closed."""
-
-    name: str
-
-    def next(self) -> Invocation: ...
-
-    def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer: ...
-
-    def fail(
-        self,
-        request_id: str,
-        body: bytes,
-        error_type: str,
-        xray_cause: Optional[str],
-        invocation_id: Optional[str],
-    ) -> Answer: ...
-
-    def init_error(self, body: bytes, error_type: str) -> Answer: ...
-
-    # SnapStart (lambdaric.snapstart): the status is the caller's to judge, as for the POSTs.
-
-    def restore_next(self) -> Answer:
-        """``GET /restore/next``: answered (200, empty body) once the snapshot taken while
-        it waited has been restored; 404 where SnapStart is off."""
-
-    def restore_error(self, body: bytes, error_type: str) -> Answer:
-        """``POST /restore/error`` with the error-type header and the error JSON."""
-
-    # Streamed responses: ``stream_begin``, any number of ``stream_write``, ``stream_end``.
-    # The bytes are fixed by lambdaric.protocol (see "streamed responses" there) and both
-    # transports send exactly them. Every value is checked before anything is sent: a bad
-    # one raises TypeError/ValueError (StreamTooLarge past MAX_STREAMED) and changes nothing,
-    # so an open stream stays open. Calling them out of order raises RuntimeError, as does
-    # any other call while a stream is open. Nothing of a stream is ever retried: once its
-    # head may have gone out, a broken connection raises TransportError, and the stream is
-    # then over (the connection is closed; the next call opens a new one).
-
-    def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
-        """Send the head of ``POST .../{request_id}/response`` in streaming mode.
-
-        The one reconnect: a kept-alive connection the server has already closed is
-        replaced before the head is sent (nothing of the stream had gone out)."""
-
-    def stream_write(self, data: bytes) -> None:
-        """Send ``data`` (bytes or any contiguous buffer) as one chunk, now. Empty data
-        sends nothing (an empty chunk would end the body)."""
-
-    def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
-        """Send the last chunk, with the error trailers when ``error_type`` is given
-        (``error_body``, the error JSON, base64-encoded), then read the answer."""
-
-    def close(self) -> None: ...
+from .base import (  # noqa: F401  (the interface, re-exported)
+    ANSWER_TIMEOUT,
+    STREAM_CHUNK,
+    STREAM_END,
+    STREAM_HEAD,
+    Transport,
+    TransportError,
+    no_stream_open,
+    stream_open,
+)
 
 
 def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Transport":
@@ -150,10 +69,8 @@ def _reason(exc: Exception) -> str:
 
 def answer_timeout() -> float:
     """``LAMBDARIC_ANSWER_TIMEOUT``: seconds an answer may take once its first byte came
-    (default :data:`.python.ANSWER_TIMEOUT`; 0: no bound). See :class:`.python.AnswerStalled`."""
+    (default :data:`.base.ANSWER_TIMEOUT`; 0: no bound). See :class:`.base.AnswerStalled`."""
     import os
-
-    from .python import ANSWER_TIMEOUT
 
     text = os.environ.get("LAMBDARIC_ANSWER_TIMEOUT", "")
     if not text:

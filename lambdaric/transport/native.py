@@ -28,13 +28,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, List, Optional, Union
 
-    from . import Answer
+    from .base import Answer
 
 from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
 from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
-from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, TransportError, no_stream_open, stream_open
-from .python import ANSWER_TIMEOUT, AnswerStalled, ConnectionClosed, _connect, peer_closed, split_address
+from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
+                   TransportError, connect, no_stream_open, peer_closed, split_address, stream_open)
 
 #: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
 #: bodies go straight from the socket into their own bytearray.
@@ -226,7 +226,7 @@ class NativeTransport:
 
     def _connect(self, call: str) -> None:
         try:
-            sock = _connect(self._hostport)
+            sock = connect(self._hostport)
         except OSError as exc:
             raise TransportError(self.address, call, exc) from None
         rc = lib.lr_init(self._conn, sock.fileno(), self._buf, _BUF, self._common, len(self._common), _POLL_MS)

@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import List, Optional, Tuple, Union
 
-    from . import Answer
+    from .base import Answer
 
 from .. import protocol
 from ..protocol import (
@@ -32,7 +32,8 @@ from ..protocol import (
     invocation_from_headers,
     parse_response_head,
 )
-from . import STREAM_CHUNK, STREAM_END, STREAM_HEAD, TransportError, no_stream_open, stream_open
+from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
+                   TransportError, connect, no_stream_open, peer_closed, split_address, stream_open)
 
 _RECV = 65536
 # Bodies up to this size are joined to the head (cheap copy, one packet); larger ones
@@ -40,37 +41,6 @@ _RECV = 65536
 _JOIN_LIMIT = 16384
 # An answer to a POST is small; this bounds what we read of a hostile one.
 _MAX_ANSWER = 1024 * 1024
-
-
-def split_address(address: str) -> Tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` to a (host, port) pair, with a clear error."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or not host:
-        raise ValueError("AWS_LAMBDA_RUNTIME_API must be host:port, not %r" % address)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
-#: Seconds an answer from the Runtime API may take once its first byte came
-#: (LAMBDARIC_ANSWER_TIMEOUT; see transport.create and AnswerStalled).
-ANSWER_TIMEOUT = 10.0
-
-
-class AnswerStalled(TimeoutError):
-    """An answer began and was not complete ``bound`` seconds later.
-
-    ``GET /next`` has no timeout: it waits until an event comes, however long (the sandbox
-    is frozen in between). But once the first byte of an answer is in, the rest is a local
-    copy of at most a few MB that takes milliseconds; an answer still incomplete after the
-    bound (a lying Content-Length, a stalled or dripping server) is a broken Runtime API,
-    and the call fails like a broken connection (the bootstrap retries it, then exits)."""
-
-    def __init__(self, bound: float) -> None:
-        super().__init__(
-            "the answer from the Runtime API stalled: not complete %g s after its first byte "
-            "(LAMBDARIC_ANSWER_TIMEOUT)" % bound
-        )
 
 
 class _Bounded:
@@ -104,14 +74,6 @@ class _Bounded:
             return self.sock.recv_into(view, size)
         except _socket.timeout:
             raise AnswerStalled(self.bound) from None
-
-
-class ConnectionClosed(OSError):
-    """The peer closed the connection; ``partial`` tells if part of an answer had come."""
-
-    def __init__(self, message: str, partial: bool) -> None:
-        super().__init__(message)
-        self.partial = partial
 
 
 class PythonTransport:
@@ -254,7 +216,7 @@ class PythonTransport:
 
     def _connect(self, call: str) -> "_socket.socket":
         try:
-            sock = _connect(self._hostport)
+            sock = connect(self._hostport)
         except OSError as exc:
             raise TransportError(self.address, call, exc) from None
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
@@ -349,33 +311,6 @@ class PythonTransport:
         if not head.keep_alive:
             self.close()
         return head, body
-
-
-def _connect(hostport: Tuple[str, int]) -> "_socket.socket":
-    """``socket.create_connection`` on the C-level ``_socket`` module: the ``socket``
-    package's Python layer (and the ``selectors`` it imports) is not needed here and
-    costs about 2 ms of every cold start."""
-    error: Optional[OSError] = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(hostport[0], hostport[1], 0, _socket.SOCK_STREAM):
-        sock = _socket.socket(family, kind, proto)
-        try:
-            sock.connect(address)
-            return sock
-        except OSError as exc:
-            error = exc
-            sock.close()
-    raise error or OSError("getaddrinfo returned nothing for %s:%d" % hostport)
-
-
-def peer_closed(sock: _socket.socket) -> bool:
-    """Whether the peer has closed (or reset) a kept-alive connection, without blocking:
-    a zero-byte peek is its FIN. Unread bytes from the peer mean it is still there."""
-    try:
-        return sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 #: A send to a closed connection is an EPIPE error, never a SIGPIPE, even when the program
