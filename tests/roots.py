@@ -38,7 +38,11 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 #: Bump to rebuild every cached root after a change in how they are made.
 LAYOUT = "1"
 #: Debian package for each tool the roots need.
-TOOL_PACKAGES = {"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils", "ldd": "libc-bin"}
+TOOL_PACKAGES = {"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils", "ldd": "libc-bin",
+                 "qemu-aarch64-static": "qemu-user-static"}
+#: Debian's binfmt_misc registration of qemu-user-static for arm64 binaries (flags OPF: F opens the
+#: interpreter once, so it runs inside chroots that do not hold it).
+QEMU_BINFMT = {"arm64": "/usr/lib/binfmt.d/qemu-aarch64.conf"}
 
 
 def roots_dir() -> pathlib.Path:
@@ -111,16 +115,46 @@ def _run(argv: Sequence[str], timeout: float, log: Optional[pathlib.Path] = None
         raise RuntimeError("%s failed (%s):\n%s" % (" ".join(argv), code, text[-3000:]))
 
 
+def foreign_arch_reason(arch: str) -> Optional[str]:
+    """Why binaries of Debian architecture ``arch`` cannot run here (a sentence naming what to
+    install), or None (then :func:`binfmt_argv` runs them)."""
+    conf = QEMU_BINFMT.get(arch)
+    if conf is None:
+        return "no qemu binfmt entry is known for %s" % arch
+    if not os.path.exists(conf) or shutil.which("qemu-aarch64-static") is None:
+        return "qemu-user-static is not installed (apt-get install qemu-user-static)"
+    return missing_tools("unshare", "mount")
+
+
+def binfmt_argv(arch: str, argv: Sequence[str]) -> List[str]:
+    """``argv`` run where binaries of ``arch`` run under qemu-user-static: in a private mount
+    namespace binfmt_misc is mounted and Debian's entry for ``arch`` registered (flag F: the
+    interpreter is opened there, so chroots without it run it too). Where binfmt_misc belongs to
+    the mount (a kernel's non-initial user namespace) the entry lives as long as the command; it is
+    never left mounted on the host."""
+    script = (
+        'set -e; m=/proc/sys/fs/binfmt_misc; [ -e "$m/register" ] || mount -t binfmt_misc binfmt_misc "$m"; '
+        'n=$(sed -n "s/^:\\([^:]*\\):.*/\\1/p" "$1"); [ -e "$m/$n" ] || cat "$1" > "$m/register"; '
+        'grep -q "^flags: .*F" "$m/$n"; shift; exec "$@"'
+    )
+    unshare = shutil.which("unshare", path="/usr/sbin:/usr/bin:/sbin:/bin") or "unshare"
+    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", QEMU_BINFMT[arch]] + list(argv)
+
+
 def debootstrap_root(
-    suite: str, packages: Iterable[str] = (), python_image: bool = False, timeout: float = 900.0
+    suite: str, packages: Iterable[str] = (), python_image: bool = False, timeout: float = 900.0,
+    arch: Optional[str] = None,
 ) -> pathlib.Path:
     """A cached ``debootstrap --variant=minbase`` root of ``suite`` with ``packages``.
 
     ``python_image`` makes it look like the official ``python:*-slim`` images for pip: no
     PEP 668 ``EXTERNALLY-MANAGED`` marker, and ``python`` as well as ``python3`` on PATH.
+    ``arch`` (a Debian architecture, e.g. ``arm64``) makes a foreign root, run under qemu
+    (:func:`binfmt_argv`).
     """
     pkgs = sorted(set(packages))
-    name = "debian-%s-%s" % (suite, _key(suite, pkgs, python_image))
+    name = "debian-%s-%s" % (suite, _key(suite, pkgs, python_image) if arch is None else
+                             arch + "-" + _key(suite, pkgs, python_image, arch))
     dest = roots_dir() / name
     if (dest / ".lambdaric-complete").exists():
         return dest
@@ -129,11 +163,11 @@ def debootstrap_root(
             return dest
         tmp = roots_dir() / (name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        argv = ["debootstrap", "--variant=minbase"]
+        argv = ["debootstrap", "--variant=minbase"] + (["--arch=" + arch] if arch else [])
         if pkgs:
             argv.append("--include=" + ",".join(pkgs))
         argv += [suite, str(tmp), debian_mirror()]
-        _run(argv, timeout, log=roots_dir() / (name + ".log"))
+        _run(binfmt_argv(arch, argv) if arch else argv, timeout, log=roots_dir() / (name + ".log"))
         for deb in (tmp / "var/cache/apt/archives").glob("*.deb"):
             deb.unlink()
         if python_image:

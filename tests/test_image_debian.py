@@ -1,10 +1,12 @@
-"""The Debian slim path: ``pip install`` of lambdaric's sdist in a debootstrap bookworm root that
-looks like the ``python:*-slim`` images (python3 and pip; no PEP 668 marker), once with a C
-compiler and once without.
+"""The Debian slim path: ``pip install`` of lambdaric in a debootstrap bookworm root that looks
+like the ``python:*-slim`` images (python3 and pip; no PEP 668 marker), three ways: the sdist with
+a C compiler, the sdist without one, and ``pip install lambdaric`` without one from a folder that
+holds the whole release set (``images/release/build.py``: the sdist and every wheel).
 
 With the compiler the native module is built during the install, and ``LAMBDARIC_TRANSPORT=native``
-works; without it the install still succeeds, and lambdaric runs on its pure-Python transport and
-says why at DEBUG level. In both, ``python -m lambdaric`` runs inside the root (``unshare`` +
+works; from the sdist without it the install still succeeds, and lambdaric runs on its pure-Python
+transport and says why at DEBUG level; from the release set pip takes the manylinux2014 wheel (no
+build) and the native module is there with no compiler. In both, ``python -m lambdaric`` runs inside the root (``unshare`` +
 ``chroot``, the host's network namespace) against the scripted Runtime API on the host's loopback,
 and its built-in emulator answers an invoke made from the host with boto3.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import platform
 import shutil
 import signal
 import subprocess
@@ -91,6 +94,12 @@ class OverlayRoot:
         return subprocess.CompletedProcess(argv, proc.returncode, out, "")
 
 
+def lambdaric_version() -> str:
+    import lambdaric
+
+    return lambdaric.__version__
+
+
 def _kill_group(proc: "subprocess.Popen[str]") -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -105,8 +114,11 @@ def _root_env(**extra: str) -> Dict[str, str]:
 
 
 class Installed:
-    def __init__(self, root: OverlayRoot, compiler: bool, result: "subprocess.CompletedProcess[str]", seconds: float):
-        self.root, self.compiler, self.result, self.seconds = root, compiler, result, seconds
+    def __init__(self, root: OverlayRoot, mode: str, result: "subprocess.CompletedProcess[str]", seconds: float):
+        self.root, self.mode, self.result, self.seconds = root, mode, result, seconds
+        self.compiler = mode == "compiler"
+        #: whether the native modules are there: built by the compiler, or the wheel's
+        self.native = mode in ("compiler", "wheel")
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +126,10 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return roots.sdist_or_skip(tmp_path_factory.mktemp("sdist"), "debootstrap", "unshare", "chroot")
 
 
-@pytest.fixture(scope="module", params=["compiler", "no-compiler"])
+@pytest.fixture(scope="module", params=["compiler", "no-compiler", "wheel"])
 def installed(request: pytest.FixtureRequest, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    """``pip install`` of the sdist in a bookworm root, with or without a C compiler (once per run)."""
+    """``pip install`` in a bookworm root (once per run): of the sdist, with or without a C compiler;
+    or (``wheel``) of ``lambdaric`` from a folder holding the release set, without a compiler."""
     compiler = request.param == "compiler"
     packages = PYTHON_PACKAGES + (COMPILER_PACKAGES if compiler else ())
     lower = roots.debootstrap_root(SUITE, packages, python_image=True)
@@ -125,34 +138,52 @@ def installed(request: pytest.FixtureRequest, sdist: pathlib.Path, tmp_path_fact
     # a path of its own: pip caches the wheel it builds from a local sdist by the sdist's URL
     spec = "/tmp/%s/%s" % (uuid.uuid4().hex, sdist.name)
     root.put(spec, sdist.read_bytes())
+    specs = [spec]
+    if request.param == "wheel":
+        release = roots.release_set()
+        folder = "/tmp/%s" % uuid.uuid4().hex
+        for key, path in release.items():
+            if key != "dir":
+                root.put("%s/%s" % (folder, path.name), path.read_bytes())
+        specs = ["--find-links", folder, "lambdaric==" + lambdaric_version()]
     root.put("/var/task/app.py", APP.encode())
     # the host's trusted certificates (a TLS-inspecting proxy's CA, where there is one), so that
     # pip inside reaches PyPI as pip outside does
     root.put(CA_BUNDLE, pathlib.Path(os.environ.get("PIP_CERT") or CA_BUNDLE).read_bytes())
-    argv = ["python3", "-m", "pip", "install", "-v", "--disable-pip-version-check", "--root-user-action=ignore", spec]
+    argv = ["python3", "-m", "pip", "install", "-v", "--disable-pip-version-check", "--root-user-action=ignore"] + specs
     started = time.monotonic()
     result = root.run(argv, 600, _root_env())
     seconds = time.monotonic() - started
     # the wheel pip built from this sdist is of no use to the next run (another path, other sources)
     root.run(["python3", "-m", "pip", "cache", "remove", "lambdaric"], 60, _root_env())
-    print("\npip install of the sdist in a %s root, %s: %.1f s" % (SUITE, request.param, seconds))
+    print("\npip install in a %s root, %s: %.1f s" % (SUITE, request.param, seconds))
     try:
-        yield Installed(root, compiler, result, seconds)
+        yield Installed(root, request.param, result, seconds)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
 
 def test_pip_install_from_the_sdist(installed: Installed) -> None:
     """With gcc the install builds lambdaric._native; without one it succeeds all the same, with a
-    warning, and the module is simply not there."""
+    warning, and the module is simply not there; from the release set pip takes the manylinux
+    wheel over the sdist beside it, builds nothing, and both native modules are there."""
     log = installed.result.stdout
     assert installed.result.returncode == 0, log[-4000:]
     assert "Successfully installed" in log and "lambdaric-" in log, log[-4000:]
-    assert "Building wheel for lambdaric" in log, "a cached wheel was used: " + log[-4000:]
+    if installed.mode == "wheel":
+        wheel = "lambdaric-%s-cp39-abi3-manylinux2014_%s.whl" % (lambdaric_version(), platform.machine())
+        assert "Building wheel for lambdaric" not in log and wheel in log, log[-4000:]
+    else:
+        assert "Building wheel for lambdaric" in log, "a cached wheel was used: " + log[-4000:]
     root = installed.root
     has_gcc = root.run(["/bin/sh", "-c", "command -v gcc cc x86_64-linux-gnu-gcc || true"], 60, _root_env()).stdout
     probe = root.run(["python3", "-c", "import lambdaric, lambdaric._native; print(lambdaric.__file__)"], 60, _root_env())
-    if installed.compiler:
+    if installed.mode == "wheel":
+        assert has_gcc.strip() == "", has_gcc
+        assert probe.returncode == 0, probe.stdout
+        version = root.run(["python3", "-m", "lambdaric", "--version"], 60, _root_env())
+        assert version.stdout.endswith(", transport: native, codec: native\n"), version.stdout
+    elif installed.compiler:
         assert "/usr/bin/gcc" in has_gcc, has_gcc
         assert "native module was not built" not in log, log[-4000:]
         assert probe.returncode == 0, probe.stdout
@@ -170,14 +201,14 @@ def test_runtime_api_invoke(installed: Installed) -> None:
     assert installed.result.returncode == 0, installed.result.stdout[-4000:]
     root = installed.root
     env = _root_env(LAMBDA_TASK_ROOT="/var/task", AWS_LAMBDA_LOG_LEVEL="DEBUG",
-                    LAMBDARIC_TRANSPORT="native" if installed.compiler else "auto")
+                    LAMBDARIC_TRANSPORT="native" if installed.native else "auto")
     result = run_runtime({}, "app.handler", [Event(body=b'{"n": 1}', request_id="req-deb")],
                          cmd=root.argv(["python3", "-m", "lambdaric"]), cwd=str(root.upper / "var/task"),
                          env=dict(env, PYTHONPATH=None), timeout=60)  # type: ignore[arg-type]
     post = result.post("response")
     assert post.path == "/2018-06-01/runtime/invocation/req-deb/response", result
     assert post.body == b'{"echo": {"n": 1}}', result
-    if installed.compiler:
+    if installed.native:
         assert b"[DEBUG] transport: native\n" in result.stderr, result
     else:
         assert b"[DEBUG] transport: python (native module unavailable: ModuleNotFoundError: " in result.stderr, result

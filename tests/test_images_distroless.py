@@ -1,9 +1,11 @@
 """lambdaric embedded in distroless roots: every Python from 3.9 to 3.14, no shell, no pip.
 
 Each root holds only an interpreter, its standard library and the shared libraries they load
-(:func:`roots.distroless_root`); lambdaric is put in with ``pip install --target`` by the same
-Python version outside the root, as a multi-stage Dockerfile copies it from a build stage.
-3.9 to 3.13 come from pyenv here; 3.14 from a Debian sid root made with debootstrap. The runtime
+(:func:`roots.distroless_root`); lambdaric is put in with ``pip install --target`` of the release
+set's manylinux2014 wheel (``images/release/build.py``) by the same Python version outside the root,
+as images/distroless/Dockerfile copies it from a stage that only runs pip: no compiler anywhere,
+and the native modules are the wheel's own bytes. 3.9 to 3.13 come from pyenv here; 3.14 from a
+Debian sid root made with debootstrap (python3.14 and pip, no compiler). The runtime
 runs under ``unshare`` + ``chroot`` in the host's network namespace, against the scripted Runtime
 API and behind its own emulator, on both transports.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import platform
 import shutil
+import zipfile
 import signal
 import subprocess
 from typing import Dict, Tuple
@@ -26,8 +30,10 @@ from runtime_api import Event, run_runtime
 pytestmark = pytest.mark.slow
 
 VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-#: The sid root that supplies CPython 3.14 (and builds lambdaric's native module for it).
-SID_PACKAGES = ("python3.14", "python3.14-dev", "python3-pip", "gcc", "libc6-dev")
+#: The sid root that supplies CPython 3.14 and the pip that installs the wheel for it (no compiler).
+SID_PACKAGES = ("python3.14", "python3-pip")
+#: The wheel of the release set for this machine.
+PLATFORM = "manylinux2014_" + platform.machine()
 TARGET = "/opt/lambdaric"
 
 APP = """\
@@ -47,8 +53,12 @@ _built: Dict[str, pathlib.Path] = {}
 
 
 @pytest.fixture(scope="module")
-def sdist(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return roots.sdist_or_skip(tmp_path_factory.mktemp("sdist"), "unshare", "chroot", "ldd")
+def wheel() -> pathlib.Path:
+    """The release set's manylinux2014 wheel for this machine."""
+    reason = roots.missing_tools("unshare", "chroot", "ldd")
+    if reason:
+        pytest.skip(reason)
+    return roots.release_set()[PLATFORM]
 
 
 def _python_for(version: str) -> Tuple[str, pathlib.Path]:
@@ -64,15 +74,15 @@ def _python_for(version: str) -> Tuple[str, pathlib.Path]:
     return python, pathlib.Path("/")
 
 
-def distroless(version: str, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+def distroless(version: str, wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """The distroless root for ``version`` with lambdaric in /opt/lambdaric (built once per run)."""
     if version not in _built:
         python, src_root = _python_for(version)
         root = roots.distroless_root(python, src_root, dest=tmp_path_factory.mktemp("distroless-" + version))
-        spec = str(sdist)
-        if src_root != pathlib.Path("/"):  # pip runs inside the sid root: the sdist must be there
-            shutil.copy(sdist, src_root / "tmp" / sdist.name)
-            spec = "/tmp/" + sdist.name
+        spec = str(wheel)
+        if src_root != pathlib.Path("/"):  # pip runs inside the sid root: the wheel must be there
+            shutil.copy(wheel, src_root / "tmp" / wheel.name)
+            spec = "/tmp/" + wheel.name
         roots.install_target(root, python, spec, TARGET, src_root=src_root)
         (root / "var/task/app.py").write_text(APP)
         _built[version] = root
@@ -98,21 +108,23 @@ def _runtime(root: pathlib.Path, handler: str, events: list, env: Dict[str, str]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_root_is_distroless(version: str, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_root_is_distroless(version: str, wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No shell, no pip, no compiler, no C++ runtime: what lambdaric needs is the interpreter."""
-    root = distroless(version, sdist, tmp_path_factory)
+    root = distroless(version, wheel, tmp_path_factory)
     names = {p.name for p in root.rglob("*")}
     assert not (root / "bin/sh").exists() and "sh" not in names and "bash" not in names
     assert not [n for n in names if n.startswith(("gcc", "cc1", "libstdc++"))]
     assert "pip" not in {p.name for p in root.rglob("pip") if p.is_dir()}
-    assert list((root / TARGET.lstrip("/") / "lambdaric").glob("_native*.so")), "the native module was not built"
+    with zipfile.ZipFile(str(wheel)) as wheel:  # the wheel's modules, as they are: nothing was compiled
+        for module in ("lambdaric/_native.abi3.so", "lambdaric/_codec.abi3.so"):
+            assert (root / TARGET.lstrip("/") / module).read_bytes() == wheel.read(module), module
     assert (root / ".lambdaric-python").read_text().strip() == version
 
 
 @pytest.mark.parametrize("transport", ["native", "python"])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_invokes_in_distroless(version: str, transport: str, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    root = distroless(version, sdist, tmp_path_factory)
+def test_invokes_in_distroless(version: str, transport: str, wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = distroless(version, wheel, tmp_path_factory)
     result = _runtime(
         root, "app.handler", [Event(b'{"n": 1}', request_id="r-1"), Event(b'{"n": 2}', request_id="r-2")], _env(transport)
     )
@@ -128,8 +140,8 @@ def test_invokes_in_distroless(version: str, transport: str, sdist: pathlib.Path
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_error_shape_in_distroless(version: str, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    root = distroless(version, sdist, tmp_path_factory)
+def test_error_shape_in_distroless(version: str, wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = distroless(version, wheel, tmp_path_factory)
     result = _runtime(root, "app.fails", [Event(b'{"n": 7}', request_id="e-1")], _env("native"))
     (post,) = result.posts
     assert post.path == "/2018-06-01/runtime/invocation/e-1/error"
@@ -140,9 +152,9 @@ def test_error_shape_in_distroless(version: str, sdist: pathlib.Path, tmp_path_f
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_emulator_in_distroless(version: str, sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_emulator_in_distroless(version: str, wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No AWS_LAMBDA_RUNTIME_API: the emulator serves the Invoke API from inside the root."""
-    root = distroless(version, sdist, tmp_path_factory)
+    root = distroless(version, wheel, tmp_path_factory)
     command = roots.chroot_argv(root, ["/usr/bin/python3", "-m", "lambdaric"])
     env = _env("auto", HOME="/tmp")
     with RunningEmulator({}, "app.handler", env=env, cwd=str(root / "var/task"), command=command) as emulator:
@@ -155,13 +167,13 @@ def test_emulator_in_distroless(version: str, sdist: pathlib.Path, tmp_path_fact
         assert emulator.proc.wait(15) == 0, emulator.stderr()
 
 
-def test_says_why_it_falls_back(sdist: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_says_why_it_falls_back(wheel: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A root whose native module cannot load (here: cffi's backend missing, as when a build stage's
     files are copied without it) runs on the pure-Python transport and says why; asked for the
     native transport it refuses to start, in one line."""
     python, src_root = _python_for("3.11")
     root = roots.distroless_root(python, src_root, dest=tmp_path_factory.mktemp("distroless-nobackend"))
-    target = roots.install_target(root, python, str(sdist), TARGET)
+    target = roots.install_target(root, python, str(wheel), TARGET)
     for backend in target.glob("_cffi_backend*.so"):
         backend.unlink()
     (root / "var/task/app.py").write_text(APP)
