@@ -1,12 +1,13 @@
 """The ``images/`` Dockerfiles, built and run with Docker, with no image registry.
 
 The bases are made here: Debian bookworm roots made by debootstrap (tests/roots.py) are
-``docker import``-ed as a "python:slim"-like image (python3, pip, venv), a "full" build image
-(the same plus gcc and the Python headers) and a distroless image (only bookworm's Python
-3.11, its standard library and shared libraries: no shell). The Dockerfiles are built exactly
+``docker import``-ed as a "python:slim"-like image (python3, pip, venv) and a distroless image
+(only bookworm's Python 3.11, its standard library and shared libraries: no shell). The Dockerfiles are built exactly
 as users build them, with the bases passed as build arguments and pip pointed, through the
-``PIP_OPTIONS`` build argument, at a loopback HTTP server holding this checkout's sdist and
-pre-downloaded dependency wheels (``docker build --network=host``; no PyPI during the build).
+``PIP_OPTIONS`` build argument, at a loopback HTTP server holding this checkout's release set
+(images/release/build.py: the sdist and the manylinux/musllinux wheels) and pre-downloaded
+dependency wheels (``docker build --network=host``; no PyPI during the build). pip takes the
+manylinux2014 wheel: no image, and no stage of one, compiles anything.
 
 Each image then runs with ``--network=host``:
 
@@ -53,7 +54,6 @@ DOCKER = "/usr/bin/docker"  # Debian's docker.io client (a newer /usr/local/bin/
 IMAGES = roots.REPO / "images"
 PREFIX = "lambdaric-test"
 SLIM_PACKAGES = ["python3", "python3-pip", "python3-venv"]
-FULL_PACKAGES = SLIM_PACKAGES + ["gcc", "python3-dev", "libffi-dev"]
 #: What ``pip install lambdaric`` needs with no index: the sdist's build requirements and the
 #: package's dependencies, as wheels for bookworm's CPython 3.11.
 WHEEL_REQUIREMENTS = ["setuptools>=61", "wheel", "cffi>=1.15", "simplejson>=3.18", "requests>=2.28"]
@@ -151,14 +151,12 @@ def _roots_source_key() -> str:
 
 @pytest.fixture(scope="module")
 def bases(docker_daemon: None) -> Dict[str, str]:
-    """Image tags: ``slim`` (like python:3.11-slim), ``full`` (with a compiler, like
-    python:3.11) and ``distroless`` (like gcr.io/distroless/python3-debian12)."""
+    """Image tags: ``slim`` (like python:3.11-slim) and ``distroless`` (like
+    gcr.io/distroless/python3-debian12). No base with a compiler: lambdaric comes as a wheel."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     slim_root = roots.debootstrap_root("bookworm", SLIM_PACKAGES, python_image=True)
-    full_root = roots.debootstrap_root("bookworm", FULL_PACKAGES, python_image=True)
     tags = {
         "slim": _import_root(slim_root, PREFIX + "/bookworm-slim", slim_root.name.rsplit("-", 1)[-1], env),
-        "full": _import_root(full_root, PREFIX + "/bookworm-full", full_root.name.rsplit("-", 1)[-1], env),
     }
     key = hashlib.sha256(repr((slim_root.name, _roots_source_key())).encode()).hexdigest()[:12]
     tag = "%s/bookworm-distroless:%s" % (PREFIX, key)
@@ -186,7 +184,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def package_index(docker_daemon: None) -> Iterator[str]:
-    """A find-links URL on 127.0.0.1 with this checkout's sdist and the dependency wheels."""
+    """A find-links URL on 127.0.0.1 with this checkout's release set and the dependency wheels."""
     key = hashlib.sha256(repr(WHEEL_REQUIREMENTS).encode()).hexdigest()[:12]
     wheels = roots.roots_dir() / ("wheels-cp311-" + key)
     if not (wheels / ".complete").exists():
@@ -205,7 +203,9 @@ def package_index(docker_daemon: None) -> Iterator[str]:
     try:
         for wheel in wheels.glob("*.whl"):
             shutil.copy(wheel, served)
-        roots.build_sdist(served)
+        for key, path in roots.release_set().items():
+            if key != "dir":
+                shutil.copy(path, served)
         handler = lambda *a: _QuietHandler(*a, directory=str(served))  # noqa: E731
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -255,7 +255,8 @@ def _remove_images(tag: str) -> None:
 def image(request: pytest.FixtureRequest, bases: Dict[str, str], package_index: str) -> Iterator[Tuple[str, str]]:
     """(kind, tag) of a function image built from ``images/<kind>/Dockerfile`` on the local bases."""
     kind = request.param
-    build_args = {"BUILD_BASE": bases["full"], "BASE": bases["distroless" if kind == "distroless" else "slim"]}
+    # distroless/ still has a stage that runs pip (the distroless image has none): the slim base
+    build_args = {"BUILD_BASE": bases["slim"], "BASE": bases["distroless"]} if kind == "distroless" else {"BASE": bases["slim"]}
     tag = "%s/fn-%s:%s" % (PREFIX, kind, RUN_ID)
     try:
         took = _build(tag, kind, build_args, package_index)
@@ -383,9 +384,8 @@ def test_lambda_overrides_entrypoint_handler_and_workdir(image: Tuple[str, str])
 
 
 def test_image_holds_the_native_module_and_no_compiler(image: Tuple[str, str]) -> None:
-    """The native module was built in the build stage; the image has no compiler (so the
-    native transport the other tests see is the one built there), and the distroless one has
-    no shell and no pip either."""
+    """The native module came from the manylinux wheel (nothing in the build had a compiler); the
+    image has no compiler, and the distroless one has no shell and no pip either."""
     kind, tag = image
     names = _image_files(tag)
     assert "opt/lambdaric/lambdaric/__main__.py" in names
