@@ -104,6 +104,8 @@ setup(
     long_description=read_readme(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
+    keywords=["aws", "lambda", "runtime interface client", "container images", "serverless"],
     python_requires=">=3.9",
     packages=find_packages(include=["lambdaric", "lambdaric.*"]),
     # the sample events (lambdaric/events/*.json): in the sdist and the wheel
@@ -117,8 +119,22 @@ setup(
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},
+    # wheels: cp39-abi3 for manylinux2014 and musllinux_1_2, x86_64 and aarch64 (images/release/build.py);
+    # the architectures are in the wheel tags (no trove classifier names them)
     classifiers=[
-        "Programming Language :: Python :: 3",
+        "Intended Audience :: Developers",
         "Operating System :: POSIX :: Linux",
+        "Programming Language :: C",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
+        "Programming Language :: Python :: Implementation :: CPython",
+        "Topic :: Software Development :: Libraries",
+        "Topic :: System :: Distributed Computing",
     ],
 )
