@@ -19,7 +19,9 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
+import zipfile
 from typing import Dict, List
 
 import pytest
@@ -245,3 +247,83 @@ def test_install_without_compiler_falls_back_and_says_why(musl_python, tmp_path)
     assert result.post("response").body == ('{"echo": {"n": 1}, "libc": "%s", "rid": "r1"}' % MULTIARCH).encode()
     assert b"lambdaric: [DEBUG] transport: python (native module unavailable: ModuleNotFoundError: " in result.stderr, \
         result.describe()
+
+
+# ---------------------------------------------------------------------------------- the musllinux wheel
+#: What the protocol suite needs in the musl interpreter besides what build-python.sh put there
+#: (pytest; requests is one of lambdaric's requirements): pure-Python or musllinux wheels, fetched by
+#: the host's pip for the musl interpreter's tags (it has no ssl module to reach PyPI itself).
+SUITE_REQUIREMENTS = ("pytest", "requests")
+
+
+@pytest.fixture(scope="module")
+def musl_wheel_site(musl_python, tmp_path_factory):
+    """lambdaric installed by the musl interpreter's own pip, by name, from a folder holding the whole
+    release set (the sdist, the manylinux and the musllinux wheels): ``(site, pip's log)``."""
+    import roots
+
+    release = roots.release_set()
+    base = tmp_path_factory.mktemp("musl-wheel")
+    folder, site = base / "set", base / "site"
+    folder.mkdir()
+    for key, path in release.items():
+        if key != "dir":
+            shutil.copy2(path, folder / path.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAMBDARIC_", "CC", "CFLAGS", "LDFLAGS"))}
+    proc = subprocess.run(
+        [str(musl_python), "-m", "pip", "install", "-v", "--no-index", "--no-deps", "--no-cache-dir",
+         "--disable-pip-version-check", "--find-links", str(folder), "--target", str(site), "lambdaric"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    log = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, log[-4000:]
+    return site, log, release["musllinux_1_2_" + MACHINE]
+
+
+def test_pip_takes_the_musllinux_wheel(musl_python, musl_wheel_site):
+    """Offered the whole set, the musl interpreter's pip takes the musllinux wheel (not a manylinux one,
+    not the sdist: nothing is built), whose modules need musl's libc by its Alpine name and load."""
+    site, log, wheel = musl_wheel_site
+    assert wheel.name in log and "Building wheel" not in log and "manylinux" not in log.split("Processing")[-1], log[-4000:]
+    with zipfile.ZipFile(str(wheel)) as whl:
+        for module in ("_native.abi3.so", "_codec.abi3.so"):
+            assert (site / "lambdaric" / module).read_bytes() == whl.read("lambdaric/" + module), module
+            if shutil.which("readelf"):
+                assert _elf(site / "lambdaric" / module)["needed"] == ["libc.musl-%s.so.1" % MACHINE]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(site), "LANG": "C.UTF-8"}
+    version = subprocess.run([str(musl_python), "-m", "lambdaric", "--version"], capture_output=True, env=env,
+                             cwd=str(site), timeout=60, stdin=subprocess.DEVNULL)
+    assert version.stdout.endswith(b", transport: native, codec: native\n"), version
+
+
+def test_protocol_suite_on_musl_with_the_wheel(musl_python, musl_wheel_site, tmp_path):
+    """tests/test_runtime_wire.py run by the musl interpreter (pytest installed into it) against the
+    musllinux wheel's install, on both transports."""
+    site, _, _ = musl_wheel_site
+    wheels, extra = tmp_path / "wheels", tmp_path / "extra"
+    fetch = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary", ":all:",
+         "--platform", "musllinux_1_2_" + MACHINE, "--python-version", "3.11", "--implementation", "cp",
+         "--abi", "cp311", "-d", str(wheels)] + list(SUITE_REQUIREMENTS),
+        capture_output=True, text=True, timeout=300)
+    if fetch.returncode != 0:
+        import peers
+
+        peers.missing_peer("pip download %s for musl failed (is PyPI reachable?): %s" % (
+            " ".join(SUITE_REQUIREMENTS), fetch.stderr[-600:]))
+    install = subprocess.run(
+        [str(musl_python), "-m", "pip", "install", "-q", "--no-index", "--disable-pip-version-check", "--find-links",
+         str(wheels), "--target", str(extra)] + list(SUITE_REQUIREMENTS), capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout + install.stderr
+    suite = tmp_path / "suite"  # the tests without lambdaric's sources: lambdaric comes from the wheel
+    (suite / "tests").mkdir(parents=True)
+    for path in (REPO / "tests").glob("*.py"):
+        shutil.copy2(path, suite / "tests" / path.name)
+    shutil.copy2(REPO / "pyproject.toml", suite / "pyproject.toml")
+    for transport in ("native", "python"):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": "%s:%s" % (site, extra),
+               "LANG": "C.UTF-8", "HOME": str(tmp_path), "LAMBDARIC_TRANSPORT": transport}
+        done = subprocess.run([str(musl_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_runtime_wire.py"],
+                              capture_output=True, text=True, cwd=str(suite), env=env, timeout=900, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and " passed" in done.stdout, (transport, done.stdout[-6000:] + done.stderr[-2000:])
+        print("musl protocol suite (%s): %s" % (transport, done.stdout.strip().splitlines()[-1]))

@@ -38,9 +38,11 @@ ZLIB_ORIG=zlib_1.2.13.dfsg.orig.tar.bz2
 ZLIB_ORIG_SHA256=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
 DEBIAN_SUITE=bookworm
 # PyPI: built from sdists by the musl interpreter; setuptools as its (pure-Python) wheel, new
-# enough for these sdists' metadata (the one ensurepip brings, 65.5, is not).
+# enough for these sdists' metadata (the one ensurepip brings, 65.5, is not), and the packaging it
+# needs (>= 24.2: setuptools >= 71 takes an installed packaging over its own, and a stock Debian
+# bookworm python3 has 23.0, which breaks setuptools >= 77).
 PYPI_SDISTS=(cffi==2.0.0 pycparser==3.0 simplejson==4.3.0)
-PYPI_WHEELS=(setuptools==80.9.0)
+PYPI_WHEELS=(setuptools==80.9.0 packaging==25.0)
 
 say() { printf 'build-python.sh: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -107,15 +109,23 @@ for pair in "$PY_ORIG:$PY_ORIG_SHA256" "$FFI_ORIG:$FFI_ORIG_SHA256" "$ZLIB_ORIG:
 done
 say "      Debian source packages: $(cd "$work/src" && ls ./*.dsc | sed 's|^\./||; s|\.dsc$||' | tr '\n' ' ')"
 say "      PyPI (host pip): sdists ${PYPI_SDISTS[*]}, wheels ${PYPI_WHEELS[*]}"
+# A download that fails for want of the network is "unavailable" (exit 3: the tests skip); one that
+# fails otherwise (e.g. preparing an sdist's metadata with the host's tools) is an error, with pip's log.
+pip_failed() {  # $1: what failed
+  cat "$work/pip.log" >&2
+  if grep -q -E "NewConnectionError|ConnectTimeout|Max retries exceeded|No matching distribution|Temporary failure in name resolution|Network is unreachable" "$work/pip.log"; then
+    unavailable "$1 failed: PyPI is not reachable from here (pip's log above)"
+  fi
+  die "$1 failed (pip's log above)"
+}
 "$host_python" -m pip download -q --no-deps --only-binary :all: -d "$work/pypi" "${PYPI_WHEELS[@]}" >"$work/pip.log" 2>&1 \
-  || { cat "$work/pip.log" >&2; unavailable "pip download ${PYPI_WHEELS[*]} failed (is PyPI reachable?)"; }
-# pip prepares each sdist's metadata; the host's own setuptools may be too old for these sdists,
-# so the downloaded one is used (no build isolation: no further downloads).
-"$host_python" -m pip install -q --no-deps --no-index --target "$work/host-setuptools" "$work/pypi"/setuptools-*.whl >>"$work/pip.log" 2>&1 \
-  || { cat "$work/pip.log" >&2; die "unpacking the setuptools wheel for the host failed"; }
+  || pip_failed "pip download ${PYPI_WHEELS[*]}"
+# pip prepares each sdist's metadata; the host's own setuptools (and packaging) may be too old for
+# these sdists, so the downloaded ones are used, first on the path (no build isolation: no further downloads).
+"$host_python" -m pip install -q --no-deps --no-index --target "$work/host-setuptools" "$work/pypi"/setuptools-*.whl \
+  "$work/pypi"/packaging-*.whl >>"$work/pip.log" 2>&1 || pip_failed "unpacking the setuptools and packaging wheels for the host"
 PYTHONPATH=$work/host-setuptools "$host_python" -m pip download -q --no-deps --no-build-isolation --no-binary :all: \
-  -d "$work/pypi" "${PYPI_SDISTS[@]}" >>"$work/pip.log" 2>&1 \
-  || { cat "$work/pip.log" >&2; unavailable "pip download ${PYPI_SDISTS[*]} failed (is PyPI reachable?)"; }
+  -d "$work/pypi" "${PYPI_SDISTS[@]}" >>"$work/pip.log" 2>&1 || pip_failed "pip download ${PYPI_SDISTS[*]}"
 t_sources=$(( $(now) - t ))
 say "      sources fetched in ${t_sources}s"
 
@@ -208,7 +218,7 @@ print("      %s %s, libc_ver() = %r" % (platform.python_implementation(), platfo
 say "[5/7] pip (musl interpreter, offline): ${PYPI_WHEELS[*]}, then cffi + pycparser from sdists against musl libffi"
 t=$(now)
 pip_offline=("$py" -m pip install -q --no-index --no-deps --no-build-isolation --disable-pip-version-check --no-cache-dir)
-"${pip_offline[@]}" "$work/pypi"/setuptools-*.whl >"$work/pip-musl.log" 2>&1 \
+"${pip_offline[@]}" "$work/pypi"/setuptools-*.whl "$work/pypi"/packaging-*.whl >"$work/pip-musl.log" 2>&1 \
   || { cat "$work/pip-musl.log" >&2; die "installing setuptools into the musl interpreter failed"; }
 "${pip_offline[@]}" "$work/pypi"/pycparser-*.tar.gz "$work/pypi"/cffi-*.tar.gz >>"$work/pip-musl.log" 2>&1 \
   || { tail -n 60 "$work/pip-musl.log" >&2; die "building cffi for the musl interpreter failed (log above)"; }
