@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import shlex
 import signal
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function-name", default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function"))
     p.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "300")),
                    help="seconds before an invoke times out (env AWS_LAMBDA_FUNCTION_TIMEOUT; default %(default)s)")
+    p.add_argument("--init-timeout", type=float, default=float(os.environ.get("LAMBDARIC_INIT_TIMEOUT", "10")),
+                   help="seconds a runtime may take to initialise, or the timeout when longer, as on Lambda "
+                   "(env LAMBDARIC_INIT_TIMEOUT; default %(default)s)")
     p.add_argument("--memory", type=int, default=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")),
                    help="MB reported as Memory Size (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("LAMBDARIC_CONCURRENCY", "4")),
@@ -123,6 +127,39 @@ async def _watch(emulator, root: str, say: Callable[[bytes], None], interval: fl
             emulator.pool.recycle_all()
 
 
+class ResourceErrors:
+    """The event loop's exception handler: an error for want of resources (asyncio's
+    ``socket.accept() out of system resource`` at the file descriptor limit, with its
+    traceback, once a second per listening socket while it lasts) becomes one line, repeated
+    at most every :attr:`INTERVAL` seconds with a count; anything else goes on to asyncio's
+    default handler. The connections wait in the backlog and are accepted (and answered) as
+    descriptors come free."""
+
+    INTERVAL = 30.0
+
+    def __init__(self, say: Callable[[bytes], None], default: Callable[[dict], None]) -> None:
+        self.say = say
+        self.default = default
+        self.said_at: Optional[float] = None
+        self.unsaid = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)):
+            self.default(context)
+            return
+        now = time.monotonic()
+        if self.said_at is not None and now - self.said_at < self.INTERVAL:
+            self.unsaid += 1
+            return
+        more = " (%d more since the last line)" % self.unsaid if self.unsaid else ""
+        self.say(
+            ("lambdaric: %s: %s; connections wait until descriptors come free%s\n"
+             % (context.get("message", "out of resources"), exc.strerror or exc, more)).encode()
+        )
+        self.said_at, self.unsaid = now, 0
+
+
 async def serve(args: argparse.Namespace, command: List[str]) -> int:
     """Serve until SIGINT or SIGTERM; then stop the runtimes and write out what the console
     still holds (bounded: see :mod:`.console`)."""
@@ -157,6 +194,7 @@ async def _serve(args: argparse.Namespace, command: List[str], out, err) -> int:
         eager=args.eager,
         max_concurrency=args.max_concurrency,
         snapstart=args.snapstart,
+        init_timeout=args.init_timeout,
     )
     emulator = Emulator(settings, out.write, err.write)
     try:
@@ -173,6 +211,7 @@ async def _serve(args: argparse.Namespace, command: List[str], out, err) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(ResourceErrors(err.write, loop.default_exception_handler))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.ensure_future(_watch(emulator, cwd, err.write)) if args.watch else None

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
 import os
 import re
 import signal
+import socket
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -29,8 +31,29 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
 _ERROR_TYPE = re.compile(r"[\x21-\x7e]{1,256}\Z")
 #: Streamed responses may be far larger than buffered ones.
 MAX_STREAMED = 200 * 1024 * 1024
-#: How long a runtime may take to initialise before its first /next, at least.
+#: How long a runtime may take to initialise before its first /next, at least: Lambda's 10 s
+#: init limit, which a shorter function timeout does not shorten (a longer one lengthens it:
+#: Lambda runs an init that timed out again within the first invoke's timeout).
 MIN_INIT_TIMEOUT = 10.0
+#: errno values of a start that failed for want of resources (the emulator's limits, not the
+#: function's fault): descriptors, processes, memory.
+_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS))
+#: File descriptors that must be free to start a sandbox: its listening socket, the runtime's
+#: pipes (and, while it is spawned, the child's ends and exec's error pipe), the runtime's
+#: connections to its API, with room to spare. Below this, a runtime might start and then never
+#: be reached (its connections left in the backlog: an init timeout 10 s later), so none starts.
+START_FDS = 16
+
+
+class InvalidEntrypoint(Exception):
+    """The runtime command cannot be run: missing, not executable, not a program. The
+    function's fault: Lambda answers ``Runtime.InvalidEntrypoint``; the text is Lambda's
+    (``fork/exec PATH: no such file or directory``)."""
+
+
+class SandboxUnavailable(Exception):
+    """No sandbox could be made for want of resources (file descriptors, processes,
+    memory): a failure of the emulator, not of the function."""
 #: Seconds between SIGTERM and SIGKILL when a runtime is stopped: Lambda's share for the
 #: runtime when only internal extensions are registered.
 SIGTERM_GRACE = 0.5
@@ -48,6 +71,7 @@ class SandboxConfig:
         echo: Callable[[bytes], None],
         capacity: int = 1,
         snapstart: bool = False,
+        init_timeout: float = MIN_INIT_TIMEOUT,
     ) -> None:
         self.command = command
         self.env = env
@@ -57,6 +81,8 @@ class SandboxConfig:
         #: invocations one runtime serves at once: 1, or N with Managed Instances
         self.capacity = capacity
         self.snapstart = snapstart
+        #: seconds a runtime may take to reach its first /next (or the invoke's timeout if longer)
+        self.init_timeout = init_timeout
 
 
 class Sandbox:
@@ -86,7 +112,17 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0, limit=protocol.MAX_HEAD)
+        """Open this sandbox's Runtime API and start the runtime. Raises
+        :class:`InvalidEntrypoint` when the command cannot be run and
+        :class:`SandboxUnavailable` when the emulator is out of resources."""
+        left = descriptors_left()
+        if left is not None and left < START_FDS:
+            self.dead = True
+            raise SandboxUnavailable(
+                "cannot start the runtime: %d file descriptors left under the limit (RLIMIT_NOFILE), "
+                "it needs %d: Too many open files" % (left, START_FDS)
+            )
+        self.server = await self._listen()
         port = self.server.sockets[0].getsockname()[1]
         self.address = "127.0.0.1:%d" % port
         env = dict(self.config.env, AWS_LAMBDA_RUNTIME_API=self.address)
@@ -104,13 +140,29 @@ class Sandbox:
         except OSError as exc:
             self.dead = True
             self.server.close()
-            raise RuntimeError("cannot start the runtime %r: %s" % (self.config.command, exc)) from None
+            raise _start_error(exc, self.config.command, self.config.cwd) from None
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._pumps = [
             asyncio.ensure_future(self._pump(self.proc.stdout)),
             asyncio.ensure_future(self._pump(self.proc.stderr)),
         ]
         self._exit_task = asyncio.ensure_future(self._watch_exit())
+
+    async def _listen(self) -> asyncio.base_events.Server:
+        """A listening socket on a free loopback port, made here: ``asyncio.start_server``
+        skips an address whose socket cannot be made (EMFILE) and returns a server with no
+        sockets at all, which failed later as an IndexError."""
+        sock = None
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(128)
+            return await asyncio.start_server(self._on_connection, sock=sock, limit=protocol.MAX_HEAD)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            self.dead = True
+            raise SandboxUnavailable("cannot open a Runtime API socket: %s" % (exc.strerror or exc)) from None
 
     async def stop(self, grace: float = SIGTERM_GRACE) -> None:
         """End the runtime (SIGTERM, then SIGKILL after ``grace``) and its Runtime API."""
@@ -184,7 +236,7 @@ class Sandbox:
             inv.deadline_ms = int((time.time() + inv.timeout) * 1000)
             inv.on_delivery = on_start
             self._offers.put_nowait(inv)
-            init_wait = max(MIN_INIT_TIMEOUT, inv.timeout) if not self.saw_next else None
+            init_wait = self.init_wait(inv) if not self.saw_next else None
             delivered = asyncio.ensure_future(inv.delivered.wait())
             done, _ = await asyncio.wait({delivered, inv.outcome}, timeout=init_wait, return_when=asyncio.FIRST_COMPLETED)
             if not done:
@@ -222,6 +274,10 @@ class Sandbox:
                 inv.state = "answered"
             self._remember(inv.request_id, "timedout" if inv.state == "timedout" else "answered")
             self.inflight.pop(inv.request_id, None)
+
+    def init_wait(self, inv: Invocation) -> float:
+        """Seconds this runtime may take to reach its first /next while ``inv`` waits."""
+        return max(self.config.init_timeout, inv.timeout)
 
     def _take_init_log(self) -> bytes:
         data = bytes(self._init_log)
@@ -424,3 +480,29 @@ def _signal_name(number: int) -> str:
     return {"SIGKILL": "killed", "SIGTERM": "terminated", "SIGSEGV": "segmentation fault", "SIGABRT": "aborted"}.get(
         name, name.lower()
     )
+
+
+def _start_error(exc: OSError, command: List[str], cwd: str) -> Exception:
+    """What a failed start of ``command`` means: the emulator out of resources, or a
+    command that cannot be run, worded as Lambda words it (Go's ``fork/exec`` errors)."""
+    if exc.errno in _RESOURCE_ERRNOS:
+        return SandboxUnavailable("cannot start the runtime: %s" % (exc.strerror or exc))
+    reason = (exc.strerror or str(exc)).lower()
+    if exc.filename is not None and os.path.abspath(str(exc.filename)) == os.path.abspath(cwd):
+        return InvalidEntrypoint("chdir %s: %s" % (cwd, reason))
+    return InvalidEntrypoint("fork/exec %s: %s" % (command[0] if command else "", reason))
+
+
+def descriptors_left() -> Optional[int]:
+    """File descriptors this process may still open (None when unknown or unlimited)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        return soft - len(os.listdir("/proc/self/fd"))
+    except OSError as exc:  # listing needs a descriptor too: none left
+        return 0 if exc.errno in (errno.EMFILE, errno.ENFILE) else None
+    except (ImportError, ValueError):
+        return None

@@ -14,19 +14,34 @@ import json
 import re
 import sys
 import time
-from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import protocol
 from . import http
 from .invocation import Invocation, Outcome, report_line
-from .sandbox import Sandbox, SandboxConfig
+from .sandbox import MIN_INIT_TIMEOUT, InvalidEntrypoint, Sandbox, SandboxConfig, SandboxUnavailable
 
 _INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations\Z")
 _STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations\Z")
 
 
-class TooManyRequests(Exception):
-    pass
+class Refused(Exception):
+    """The invoke was not run: the caller gets Lambda's API error (``status``,
+    ``X-Amzn-ErrorType``), not a function error."""
+
+    def __init__(self, status: int, error_type: str, message: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.headers = list(headers)
+
+
+class TooManyRequests(Refused):
+    """Every runtime is busy and the queue is full: 429, as Lambda throttles."""
+
+    def __init__(self) -> None:
+        super().__init__(429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
 
 
 class Pool:
@@ -139,6 +154,7 @@ class EmulatorSettings:
         account: str = "012345678912",
         max_concurrency: int = 0,
         snapstart: bool = False,
+        init_timeout: float = MIN_INIT_TIMEOUT,
     ) -> None:
         self.command = command
         self.env = env
@@ -156,6 +172,8 @@ class EmulatorSettings:
         #: Managed Instances: one runtime serving this many invocations at once (0: off)
         self.max_concurrency = max_concurrency
         self.snapstart = snapstart
+        #: seconds a runtime may take to reach its first /next (the function timeout if longer)
+        self.init_timeout = init_timeout
 
     def arn(self, name: str, qualifier: Optional[str]) -> str:
         arn = "arn:aws:lambda:%s:%s:function:%s" % (self.region, self.account, name)
@@ -181,10 +199,11 @@ class Emulator:
             out,
             capacity=max(settings.max_concurrency, 1),
             snapstart=settings.snapstart,
+            init_timeout=settings.init_timeout,
         )
         self.pool = Pool(config, 1 if settings.max_concurrency else settings.concurrency, settings.queue_limit)
         self.server: Optional[asyncio.base_events.Server] = None
-        self.background: "set[asyncio.Task[None]]" = set()
+        self.background: "set[asyncio.Task[Outcome]]" = set()
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -273,9 +292,7 @@ class Emulator:
         )
         tail = (req.header("x-amz-log-type") or "").lower() == "tail"
         if invocation_type == "Event":
-            task = asyncio.ensure_future(self._invoke(inv))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self._in_background(self._invoke(inv), inv, say_throttled=True)
             await http.send(writer, 202, b"", [("X-Amzn-RequestId", inv.request_id)])
             return
         if streaming:
@@ -283,8 +300,8 @@ class Emulator:
             return
         try:
             outcome = await self._invoke(inv)
-        except TooManyRequests:
-            await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
+        except Refused as exc:
+            await _refuse(writer, exc, inv.request_id)
             return
         headers = [
             ("Content-Type", outcome.content_type if not outcome.failed else "application/json"),
@@ -300,16 +317,14 @@ class Emulator:
     async def _respond_streaming(self, inv: Invocation, writer: asyncio.StreamWriter, tail: bool) -> None:
         from . import eventstream
 
-        task = asyncio.ensure_future(self._invoke(inv))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task = self._in_background(self._invoke(inv), inv)
         try:
             # wait for the first chunk or the end before committing to a 200
             first = asyncio.ensure_future(inv.chunks.get())
             await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done() and task.exception() is not None and isinstance(task.exception(), TooManyRequests):
+            if task.done() and isinstance(task.exception(), Refused):
                 first.cancel()
-                await _error(writer, 429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
+                await _refuse(writer, task.exception(), inv.request_id)  # type: ignore[arg-type]
                 return
             # As Lambda: the body is an event stream; Content-Type is the function's stream type
             # (botocore reports it as ResponseStreamContentType).
@@ -339,13 +354,45 @@ class Emulator:
             # the caller is gone (or answered): the rest of the runtime's stream is read and dropped
             inv.chunks.abandon()
 
+    def _in_background(self, work: Awaitable[Outcome], inv: Invocation, say_throttled: bool = False) -> "asyncio.Task[Outcome]":
+        """Run an invoke as a task kept until it ends. Its refusal is taken here, never left as
+        a "Task exception was never retrieved" traceback; with ``say_throttled`` (an Event
+        invoke: its caller had its 202 already) a throttled one is said in one line."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+
+        def done(task: "asyncio.Task[Outcome]") -> None:
+            self.background.discard(task)
+            exc = None if task.cancelled() else task.exception()
+            if say_throttled and isinstance(exc, TooManyRequests):
+                self._say("lambdaric: RequestId: %s (Event) was not run: every runtime busy and the queue full" % inv.request_id)
+
+        task.add_done_callback(done)
+        return task
+
     # ------------------------------------------------------------------ invoking
 
     async def _invoke(self, inv: Invocation) -> Outcome:
-        sandbox = await self.pool.acquire()
+        """Run ``inv`` on a sandbox and return how it ended. A runtime that cannot start or
+        ends before taking the invoke gives Lambda's error outcome and a console line; the
+        emulator itself failing (or full) raises :class:`Refused`."""
+        try:
+            sandbox = await self.pool.acquire()
+        except InvalidEntrypoint as exc:
+            # Lambda's answer for an entrypoint it cannot exec: 200, X-Amz-Function-Error:
+            # Unhandled, errorType Runtime.InvalidEntrypoint (a function error: the image is
+            # wrong, the service is fine)
+            inv.finish(Outcome.fault("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (inv.request_id, exc)))
+            self._never_delivered(inv, None)
+            return inv.outcome.result()
+        except SandboxUnavailable as exc:
+            # the emulator out of descriptors, processes or memory: the service failed, not the
+            # function, so Lambda's 500 ServiceException (which callers retry), not a function error
+            self._say("lambdaric: RequestId: %s: %s; answered 500 ServiceException" % (inv.request_id, exc))
+            raise Refused(500, "ServiceException", "Lambda emulator could not start a runtime: %s" % exc) from None
         try:
             outcome = await sandbox.run(inv, self._on_start)
-        except Exception as exc:  # a runtime that cannot even start
+        except Exception as exc:  # pragma: no cover (a defect of ours: still an answer)
             inv.finish(Outcome.fault("Runtime.Unknown", "RequestId: %s Error: %s" % (inv.request_id, exc)))
             outcome = inv.outcome.result()
         finally:
@@ -355,15 +402,51 @@ class Emulator:
                 self._line(inv, "%s %s Task timed out after %.2f seconds" % (_utc_now(), inv.request_id, inv.timeout))
             self._line(inv, "END RequestId: %s" % inv.request_id)
             self._line(inv, report_line(inv, sandbox.take_init_ms(), self.settings.memory_mb, sandbox.max_memory_used_mb()))
+        else:
+            self._never_delivered(inv, sandbox)
         return outcome
+
+    def _never_delivered(self, inv: Invocation, sandbox: Optional[Sandbox]) -> None:
+        """Say why an invoke failed before its runtime took it: the runtime could not start,
+        exited or timed out during init. (An init error the runtime reported itself was
+        logged by the runtime.)"""
+        outcome = inv.outcome.result()
+        if outcome.kind != "fault":
+            return
+        if outcome.error_type == "Runtime.InitTimeout" and sandbox is not None:
+            init_ms = (time.monotonic() - sandbox.spawned_at) * 1000.0
+            self._line(inv, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: timeout" % init_ms)
+            self._line(inv, _init_timeout_reason(sandbox.init_wait(inv), self.settings.init_timeout, inv.timeout))
+            return
+        error_type, message = outcome.error_code_and_details()
+        self._line(inv, "%s (%s)" % (message, error_type))
 
     def _on_start(self, inv: Invocation) -> None:
         self._line(inv, "START RequestId: %s Version: $LATEST" % inv.request_id)
 
     def _line(self, inv: Invocation, text: str) -> None:
+        """A line of the invoke's log: on the console and in its log tail."""
         data = (text + "\n").encode("utf-8")
         inv.add_log(data)
         self.out(data)
+
+    def _say(self, text: str) -> None:
+        """One line of the emulator's own, on stderr."""
+        self.err((text + "\n").encode("utf-8", "replace"))
+
+
+def _init_timeout_reason(waited: float, init_timeout: float, timeout: float) -> str:
+    """The console line for an init timeout: what happened, and why ``--timeout`` did not
+    make it shorter (Lambda gives init 10 s whatever the function timeout; a longer function
+    timeout lengthens it, as Lambda runs a timed-out init again within the first invoke)."""
+    text = (
+        "lambdaric: the runtime did not ask for an invoke (GET /next) within %.2f s of starting: "
+        "Runtime.InitTimeout, runtime stopped. Init may take %g s (--init-timeout, LAMBDARIC_INIT_TIMEOUT) "
+        "or the function timeout when longer, as on Lambda" % (waited, init_timeout)
+    )
+    if timeout < init_timeout:
+        text += "; --timeout %g does not shorten it" % timeout
+    return text
 
 
 async def _send_payload(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -431,11 +514,22 @@ def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
     ]
 
 
+async def _refuse(writer: asyncio.StreamWriter, exc: Refused, request_id: str) -> None:
+    """Answer an invoke that was not run, under its own request id (the one its console line gives)."""
+    await _error(writer, exc.status, exc.error_type, exc.message, exc.headers, request_id)
+
+
 async def _error(
-    writer: asyncio.StreamWriter, status: int, error_type: str, message: str, extra: List[Tuple[str, str]] = ()  # type: ignore[assignment]
+    writer: asyncio.StreamWriter,
+    status: int,
+    error_type: str,
+    message: str,
+    extra: List[Tuple[str, str]] = (),  # type: ignore[assignment]
+    request_id: Optional[str] = None,
 ) -> None:
-    body = json.dumps({"Type": "User", "message": message}).encode()
-    headers = [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type), ("X-Amzn-RequestId", _request_id())]
+    """Lambda's API error shape; ``Type`` is ``Service`` for the service's own failures (5xx)."""
+    body = json.dumps({"Type": "Service" if status >= 500 else "User", "message": message}).encode()
+    headers = [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type), ("X-Amzn-RequestId", request_id or _request_id())]
     await http.send(writer, status, body, headers + list(extra))
 
 
