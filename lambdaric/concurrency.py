@@ -50,9 +50,7 @@ This module is imported only when ``AWS_LAMBDA_MAX_CONCURRENCY`` is set.
 """
 from __future__ import annotations
 
-import contextvars
 import os
-import sys
 import time
 
 TYPE_CHECKING = False
@@ -60,15 +58,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import logsink, marshal, protocol
-from .bootstrap import (EXIT_ERROR, Runtime, RuntimeExit, _error_body, _exit_code, _os_error_text, _sigterm_extension,
-                        say, user_agent)
+from .client import MANAGED_NEXT, MANAGED_POST, RuntimeClient
+from .console import RuntimeExit, describe_status, die_of, exit_code, os_error_text, say
+from .errors import exit_error
 from .logsink import flush_std_streams
-from .errors import report_fault
+from .protocol import user_agent
+from .runtime import Runtime, sigterm_extension
 from .transport import TransportError, create
 
 MODES = ("process", "thread", "asyncio")
-#: Delays between the 5 tries of a failed ``GET /next`` (the official client's schedule).
-NEXT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)
 #: A worker slot is given up when its workers died this many times ...
 DEATHS_PER_SLOT = 5
 #: ... within this many seconds.
@@ -79,13 +77,10 @@ LOG_SOCKET_VAR = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
 #: first ``/next`` (more than the register call's own timeout, 2 s).
 EXTENSION_WAIT = 3.0
 
-trace_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_trace_id", default=None)
-
-
 def current_trace_id() -> "Optional[str]":
     """The X-Ray trace header of the invoke this code runs for (``_X_AMZN_TRACE_ID`` is not
     written under Managed Instances, where invokes overlap)."""
-    return trace_id_var.get()
+    return logsink.trace_id_var.get()
 
 
 # ---------------------------------------------------------------------------------- settings
@@ -140,7 +135,7 @@ def redirect_output(path: str) -> None:
         os.dup2(socks[0].fileno(), 1)
         os.dup2(socks[1].fileno(), 2)
     except OSError as exc:
-        say("cannot connect stdout and stderr to %s=%s: %s; keeping them as they are" % (LOG_SOCKET_VAR, path, _os_error_text(exc)))
+        say("cannot connect stdout and stderr to %s=%s: %s; keeping them as they are" % (LOG_SOCKET_VAR, path, os_error_text(exc)))
     finally:
         for sock in socks:
             sock.close()
@@ -149,119 +144,15 @@ def redirect_output(path: str) -> None:
 # ---------------------------------------------------------------------------------- one poller
 
 
-class WorkerRuntime(Runtime):
-    """A :class:`~lambdaric.bootstrap.Runtime` for one poller under Managed Instances: no
-    ``_X_AMZN_TRACE_ID`` writes, ``/next`` retried with backoff, failed POSTs logged but not
-    fatal, at most one ``/init/error`` among workers (``init_token``), coroutines on a
-    shared loop (``shared_loop``, asyncio mode)."""
-
-    def __init__(
-        self,
-        transport: "Any",
-        environ: "Dict[str, str]",
-        sink: "logsink.StreamSink",
-        init_token: "Optional[Callable[[], bool]]" = None,
-        shared_loop: "Any" = None,
-    ) -> None:
-        super().__init__(transport, environ, sink)
-        self.trace_env = None
-        self.init_token = init_token
-        self.shared_loop = shared_loop
-        self.init_reported = False  # this poller posted /init/error
-
-    def next_invocation(self) -> "protocol.Invocation":
-        problem = ""
-        for delay in NEXT_RETRY_DELAYS + (None,):
-            try:
-                return self.transport.next()
-            except TransportError as exc:
-                problem = "cannot reach the Runtime API at %s: %s" % (exc.endpoint, _os_error_text(exc.cause))
-            except protocol.ProtocolError as exc:
-                problem = "invalid answer from the Runtime API at %s: %s" % (self.transport_address, exc)
-            if delay is None:
-                say("GET /next: %s; giving up after %d attempts" % (problem, len(NEXT_RETRY_DELAYS) + 1))
-                raise RuntimeExit(1)
-            time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def call(self, what: str, fn: "Callable[..., Any]", *args: "Any") -> "Any":
-        try:
-            return Runtime.call(self, what, fn, *args)
-        except RuntimeExit:
-            if what == "POST /init/error":
-                raise
-            return 0, b""  # said why already; the other invokes go on
-
-    def check_answer(self, call: str, request_id: str, status: int, answer: bytes) -> None:
-        if status:  # 0: the call failed and said so
-            say("%s for %s answered %d: %s" % (call, request_id, status, protocol.error_message_from_body(answer)))
-
-    def init_failed(self, report: "Any") -> "Any":
-        if self.init_token is None or self.init_token():
-            self.init_reported = True
-            Runtime.init_failed(self, report)
-        # another worker reports the init error: log ours, post nothing
-        logsink.log_init_warning(self.sink, _init_warning())
-        logsink.log_uncaught(self.sink, report.error)
-        flush_std_streams()
-        raise RuntimeExit(1)
-
-    def handle(self, inv: "protocol.Invocation") -> None:
-        token = trace_id_var.set(inv.trace_id)
-        try:
-            Runtime.handle(self, inv)
-        finally:
-            trace_id_var.reset(token)
-
-    def run_async(self, awaitable: "Any") -> "Any":
-        loop = self.shared_loop
-        if loop is None:
-            return Runtime.run_async(self, awaitable)
-        import asyncio
-
-        ids = (logsink.current_request_id(), logsink.current_tenant_id(), trace_id_var.get())
-
-        async def invoke() -> "Any":
-            # the task's context is a copy of this thread's already; set them anyway, so the
-            # ids never depend on how the loop copies contexts
-            logsink.request_id_var.set(ids[0])
-            logsink.tenant_id_var.set(ids[1])
-            trace_id_var.set(ids[2])
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(invoke(), loop).result()
-
-    def poll(self, on_take: "Optional[Callable[[protocol.Invocation], None]]" = None,
-             on_done: "Optional[Callable[[], None]]" = None, survive_exit: bool = False) -> None:
-        """The poller's loop; returns never (RuntimeExit when ``/next`` gave up).
-        ``survive_exit``: a handler's ``sys.exit()`` (reported already) ends only that invoke."""
-        while True:
-            inv = self.next_invocation()
-            if on_take is not None:
-                on_take(inv)
-            try:
-                self.handle(inv)
-            except RuntimeExit:
-                pass  # an answer failed (said already): under Managed Instances the others go on
-            except SystemExit:
-                if not survive_exit:
-                    raise
-            finally:
-                if on_done is not None:
-                    on_done()
-
-
-def _init_warning() -> str:
-    from .bootstrap import INIT_WARNING
-
-    return INIT_WARNING
-
-
-def _make_runtime(env: "Dict[str, str]", sink: "logsink.StreamSink", **kwargs: "Any") -> WorkerRuntime:
+def _make_runtime(env: "Dict[str, str]", sink: "logsink.StreamSink", shared_loop: "Any" = None,
+                  survive_exit: bool = False, init_token: "Optional[Callable[[], bool]]" = None) -> Runtime:
     """A poller's runtime with its own transport (connection): transports hold per-connection
-    state and are never shared between pollers."""
+    state and are never shared between pollers. Managed Instances' rules: ``/next`` retried
+    as the official client does, a failed answer said and the poller carries on, no
+    ``_X_AMZN_TRACE_ID`` writes, at most one ``/init/error`` among pollers (``init_token``)."""
     transport = create(env["AWS_LAMBDA_RUNTIME_API"], user_agent(), env.get("LAMBDARIC_TRANSPORT"))
-    return WorkerRuntime(transport, env, sink, **kwargs)
+    client = RuntimeClient(transport, sink, MANAGED_NEXT, MANAGED_POST, init_token)
+    return Runtime(client, env, trace_env=False, shared_loop=shared_loop, survive_exit=survive_exit)
 
 
 # ---------------------------------------------------------------------------------- thread modes
@@ -277,7 +168,7 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
         redirect_output(log_socket)
     sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=telemetry_fd)
     try:
-        first = _make_runtime(env, sink)
+        first = _make_runtime(env, sink, survive_exit=True)
     except (ValueError, RuntimeError) as exc:
         say(str(exc))
         return 2
@@ -296,16 +187,16 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
         first.init(handler_name)
     except RuntimeExit as exc:
         return exc.code
-    _sigterm_extension(env, env["AWS_LAMBDA_RUNTIME_API"])  # once, before any poller's /next
+    sigterm_extension(env, env["AWS_LAMBDA_RUNTIME_API"])  # once, before any poller's /next
     if loop is not None:
         threading.Thread(target=loop.run_forever, name="lambdaric-asyncio", daemon=True).start()
     ended: "List[int]" = []
     done = threading.Event()
 
-    def poller(runtime: WorkerRuntime) -> None:
+    def poller(runtime: Runtime) -> None:
         code = 1
         try:
-            runtime.poll(survive_exit=True)
+            runtime.serve()
         except RuntimeExit as exc:
             code = exc.code
         except BaseException as exc:  # pragma: no cover - a bug: say it, end the process
@@ -313,7 +204,7 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
         ended.append(code)
         done.set()
 
-    runtimes = [first] + [_make_runtime(env, sink, shared_loop=loop) for _ in range(n - 1)]
+    runtimes = [first] + [_make_runtime(env, sink, shared_loop=loop, survive_exit=True) for _ in range(n - 1)]
     for i, runtime in enumerate(runtimes):
         runtime.handler = first.handler
         threading.Thread(target=poller, args=(runtime,), name="lambdaric-poller-%d" % i, daemon=True).start()
@@ -326,20 +217,6 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
 
 _STARTING, _READY, _BUSY, _INIT_REPORTED = 0, 1, 2, 3
 _SLOT = 1024  # bytes per worker: state, length (2 bytes), request id NUL invocation id
-
-_SIGNAL_NAMES = {
-    1: "hangup", 2: "interrupt", 3: "quit", 4: "illegal instruction", 6: "aborted", 7: "bus error",
-    8: "floating point exception", 9: "killed", 11: "segmentation fault", 13: "broken pipe", 15: "terminated",
-}
-
-
-def describe_status(status: int) -> "Tuple[int, str]":
-    """(exit code or -signal, Lambda's words for it: ``exit status 3``, ``signal: killed``)."""
-    code = os.waitstatus_to_exitcode(status)
-    if code >= 0:
-        return code, "exit status %d" % code
-    return code, "signal: %s" % _SIGNAL_NAMES.get(-code, "signal %d" % -code)
-
 
 class Slots:
     """Which request each worker holds, in memory shared with the supervisor: written by the
@@ -431,7 +308,7 @@ class Supervisor:
                 self.on_death(slot, status)
         flush_std_streams()
         if self.stopping:
-            _die_of(self.stopping)
+            die_of(self.stopping)
         return self.exit_code
 
     def start(self, index: int) -> None:
@@ -446,7 +323,8 @@ class Supervisor:
 
     def _on_signal(self, signum: int, _frame: "Any") -> None:
         if os.getpid() != self.parent:  # a worker before it reset its handlers: as SIG_DFL
-            _die_of(signum)
+            flush_std_streams()
+            die_of(signum)
         self.stopping = signum
         for pid in list(self.pids):
             _kill(pid, signum)
@@ -493,9 +371,7 @@ class Supervisor:
         a worker then often dies between posting its answer and marking its slot free (the
         signal interrupts its wait for the 202), so the record is logged only if the error is
         accepted, and a 403 (answered already) is not an error."""
-        report = report_fault(
-            EXIT_ERROR, "RequestId: %s Error: Runtime exited with error: %s" % (request_id, how), request_id
-        )
+        report = exit_error(how, request_id)
         sink = logsink.StreamSink(logsink.LogConfig(self.env), telemetry_fd=self.telemetry_fd)
         if not self.stopping:
             logsink.log_uncaught(sink, report.error)
@@ -506,7 +382,7 @@ class Supervisor:
         try:
             transport = create(self.env["AWS_LAMBDA_RUNTIME_API"], user_agent(), self.env.get("LAMBDARIC_TRANSPORT"))
             status, answer = transport.fail(
-                request_id, _error_body(report), report.error_type,
+                request_id, report.body(), report.error_type,
                 cause if len(cause) < protocol.MAX_XRAY_CAUSE else None, invocation_id,
             )
             if status != 202 and not (self.stopping and status == 403):
@@ -532,7 +408,7 @@ class Supervisor:
             os.close(self.life_w)
             code = self._serve(index)
         except SystemExit as exc:
-            code = _exit_code(exc)
+            code = exit_code(exc)
         except BaseException as exc:  # pragma: no cover - a bug: say it
             say("worker %d failed: %s: %s" % (index, type(exc).__name__, exc))
         finally:
@@ -561,13 +437,13 @@ class Supervisor:
         try:
             runtime.init(self.handler_name)
         except RuntimeExit as exc:
-            if runtime.init_reported:
+            if runtime.client.init_reported:
                 slots.set_state(index, _INIT_REPORTED)
             return exc.code
         self.sigterm_extension()
         slots.set_state(index, _READY)
         try:
-            runtime.poll(lambda inv: slots.hold(index, inv), lambda: slots.set_state(index, _READY))
+            runtime.serve(lambda inv: slots.hold(index, inv), lambda: slots.set_state(index, _READY))
         except RuntimeExit as exc:
             return exc.code
         return 0  # pragma: no cover - poll never returns
@@ -585,7 +461,7 @@ class Supervisor:
         would close the registration. The extension's connection lives in that worker."""
         if self._take_token(self.extension_r):
             try:
-                _sigterm_extension(self.env, self.env["AWS_LAMBDA_RUNTIME_API"])
+                sigterm_extension(self.env, self.env["AWS_LAMBDA_RUNTIME_API"])
             finally:
                 self.extension_done[0] = 1
             return
@@ -621,17 +497,3 @@ def _kill(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _die_of(signum: int) -> None:
-    """End this process with ``signum`` as its status (as PID 1, which cannot die of a
-    signal it sends itself, exit 128 + signum as a shell would show it)."""
-    import _signal
-
-    flush_std_streams()
-    if os.getpid() == 1:
-        os._exit(128 + signum)
-    _signal.signal(signum, _signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    time.sleep(1.0)  # pragma: no cover - the signal is delivered before this ends
-    os._exit(128 + signum)  # pragma: no cover

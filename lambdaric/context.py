@@ -12,11 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, Optional
 
-from .errors import FaultException
+from .faults import CONTEXT_ERROR, FaultException
 from .marshal import loads as _json_loads
 from .protocol import Invocation
 
-CONTEXT_ERROR = "Runtime.LambdaContextUnmarshalError"
 _W3C_KEYS = ("traceparent", "tracestate", "baggage")
 
 

@@ -13,20 +13,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import traceback
     from typing import Any, Dict, List, Optional, Sequence
 
+from .faults import EXIT_ERROR, FaultException
+from .protocol import MAX_PAYLOAD
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-class FaultException(Exception):
-    """A failure the runtime itself diagnoses (``Runtime.*`` error types).
-
-    ``trace`` is the stack trace to report (a list of formatted lines) or None for none.
-    """
-
-    def __init__(self, error_type: str, message: str, trace: Optional[List[str]] = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.trace = trace
 
 
 def make_error(message: Any, error_type: Any, stack_trace: Optional[Sequence[str]], request_id: Optional[str]) -> Dict[str, Any]:
@@ -55,11 +45,6 @@ def user_frames(tb: Any) -> "traceback.StackSummary":
     return frames
 
 
-#: Error types the runtime itself reports for a function (buffered and streamed alike).
-EXIT_ERROR = "Runtime.ExitError"
-RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
-
-
 def safe_str(exc: BaseException) -> str:
     """``str(exc)``, or a clear stand-in when the exception's ``__str__`` itself fails."""
     try:
@@ -82,6 +67,10 @@ class ErrorReport:
     @property
     def error_type(self) -> str:
         return self.error["errorType"]
+
+    def body(self) -> bytes:
+        """The JSON body of the error POST: fits the payload limit, valid UTF-8 (:func:`error_body`)."""
+        return error_body(self.error, MAX_PAYLOAD)
 
     def xray_cause(self) -> Dict[str, Any]:
         """The ``Lambda-Runtime-Function-XRay-Error-Cause`` object."""
@@ -191,6 +180,27 @@ def json_bytes(obj: Any) -> bytes:
 
 def report_fault(error_type: str, message: str, request_id: Optional[str], trace: Optional[List[str]] = None) -> ErrorReport:
     return ErrorReport(make_error(message, error_type, trace, request_id), (), True)
+
+
+def exit_error(how: str, request_id: Optional[str]) -> ErrorReport:
+    """``Runtime.ExitError`` for a runtime that exited (``how``: ``exit status 3``, ``signal:
+    killed``); with the request it held, its message names it as Lambda's does."""
+    message = "Runtime exited with error: %s" % how
+    if request_id is not None:
+        message = "RequestId: %s Error: %s" % (request_id, message)
+    return report_fault(EXIT_ERROR, message, request_id)
+
+
+#: Logged at WARNING before an init error, in the official words.
+INIT_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, "
+    "in rare cases, a Lambda runtime update can cause unexpected function behavior. For functions using "
+    "managed runtimes, runtime updates can be triggered by a function change, or can be applied automatically. "
+    "To determine if the runtime has been updated, check the runtime version in the INIT_START log entry. If "
+    "this error correlates with a change in the runtime version, you may be able to mitigate this error by "
+    "temporarily rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
 
 
 def error_log_lines(error: Dict[str, Any]) -> List[str]:

@@ -15,13 +15,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable
 
-from .errors import FaultException, format_frames, safe_str, user_frames
+from .errors import format_frames, safe_str, user_frames
+from .faults import (BUILT_IN_MODULE_CONFLICT, HANDLER_NOT_FOUND, IMPORT_MODULE_ERROR, MALFORMED_HANDLER_NAME,
+                     USER_CODE_SYNTAX_ERROR, FaultException)
 
-MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
-BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
-IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
-USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
-HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 
 
 _IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep

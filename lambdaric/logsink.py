@@ -25,10 +25,12 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, List, Optional, TextIO
+    from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 request_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_request_id", default=None)
 tenant_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_tenant_id", default=None)
+#: The invoke's X-Ray trace header (``_X_AMZN_TRACE_ID`` holds it too, outside Managed Instances).
+trace_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_trace_id", default=None)
 # The invoke in progress, for threads that did not inherit the contextvar (only while
 # one invoke at a time runs in this process: see overlapping_invokes).
 _current_request_id: "Optional[str]" = None
@@ -88,13 +90,14 @@ def _stdout_fd_reopened(stream: "Any") -> bool:
     return True
 
 
-def begin_invoke(request_id: str, tenant_id: "Optional[str]") -> None:
+def begin_invoke(request_id: str, tenant_id: "Optional[str]", trace_id: "Optional[str]" = None) -> None:
     global _current_request_id, _current_tenant_id
     if _fallback:
         _current_request_id = request_id
         _current_tenant_id = tenant_id
     request_id_var.set(request_id)
     tenant_id_var.set(tenant_id)
+    trace_id_var.set(trace_id)
 
 
 def end_invoke() -> None:
@@ -103,6 +106,19 @@ def end_invoke() -> None:
     _current_tenant_id = None
     request_id_var.set(None)
     tenant_id_var.set(None)
+    trace_id_var.set(None)
+
+
+def current_ids() -> "Tuple[Optional[str], Optional[str], Optional[str]]":
+    """The invoke's (request id, tenant id, trace id), to carry into another context."""
+    return current_request_id(), current_tenant_id(), trace_id_var.get()
+
+
+def set_ids(ids: "Tuple[Optional[str], Optional[str], Optional[str]]") -> None:
+    """Set the ids :func:`current_ids` gave in this context (a task on another thread's loop)."""
+    request_id_var.set(ids[0])
+    tenant_id_var.set(ids[1])
+    trace_id_var.set(ids[2])
 
 
 def current_request_id() -> "Optional[str]":
@@ -398,10 +414,9 @@ def flush_on_sigterm() -> None:
         if shutdown is not None:
             shutdown.run_on_sigterm()
         flush_std_streams()  # (a flush may fail reentrantly: the signal came in mid-write)
-        if os.getpid() == 1:
-            os._exit(128 + signum)
-        _signal.signal(signum, _signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        from .console import die_of
+
+        die_of(signum)
 
     try:
         _signal.signal(_signal.SIGTERM, on_sigterm)

@@ -53,6 +53,16 @@ ERROR_BODY_HEADER = "Lambda-Runtime-Function-Error-Body"
 CT_JSON = "application/json"
 CT_BYTES = "application/unknown"
 
+
+def user_agent() -> str:
+    """The runtime's ``User-Agent``: ``lambdaric-python/<python version>-<lambdaric version>``."""
+    import sys
+
+    from . import __version__
+
+    v = sys.version_info
+    return "lambdaric-python/%d.%d.%d-%s" % (v[0], v[1], v[2], __version__)
+
 # A request id ends up in a URL path: accept only what cannot change the path's meaning.
 # (Plain str checks, not regexes: compiling them costs cold-start time.)
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")

@@ -20,8 +20,9 @@ the feature costs no import of ``http.client`` or ``threading``.
 """
 from __future__ import annotations
 
-import sys
 import time
+
+from .console import os_error_text, say
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,15 +47,6 @@ REGISTER_TIMEOUT = 2.0
 #: Lambda's time for the runtime between SIGTERM and SIGKILL when external extensions
 #: also shut down (500 ms with internal extensions only); slower callbacks are reported.
 SIGTERM_BUDGET = 0.3
-
-
-def _say(message: str) -> None:
-    """One line from the runtime on stderr (as ``bootstrap.say``, without importing it)."""
-    try:
-        sys.stderr.write("lambdaric: %s\n" % message)
-        sys.stderr.flush()
-    except Exception:  # pragma: no cover - a closed stderr must not stop a shutdown
-        pass
 
 
 class Callbacks:
@@ -103,7 +95,7 @@ def _report_failure(fn: "Any", exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:  # pragma: no cover
         text = "%s: %s\n" % (type(exc).__name__, exc)
-    _say("on_shutdown callback %s failed:\n%s" % (_name(fn), text.rstrip("\n")))
+    say("on_shutdown callback %s failed:\n%s" % (_name(fn), text.rstrip("\n")))
 
 
 _callbacks = Callbacks()
@@ -145,7 +137,7 @@ def run_on_sigterm() -> None:
     ran = _callbacks.run()
     took = time.monotonic() - start
     if took > SIGTERM_BUDGET:
-        _say(
+        say(
             "on_shutdown callbacks (%d) took %d ms after SIGTERM; Lambda sends SIGKILL after "
             "300-500 ms, so part of this would not have run there" % (ran, took * 1000)
         )
@@ -161,7 +153,7 @@ def wanted(environ: "Any") -> bool:
     if choice == "1":
         return True
     if choice not in ("", "0"):
-        _say("%s must be 1 or 0, not %r; treating it as unset" % (ENV_VAR, choice[:50]))
+        say("%s must be 1 or 0, not %r; treating it as unset" % (ENV_VAR, choice[:50]))
     return choice != "0" and len(_callbacks) > 0
 
 
@@ -191,7 +183,7 @@ def start_extension(address: str, user_agent: str) -> "Optional[str]":
     try:
         sock, identifier = _register(address, user_agent)
     except ExtensionError as exc:
-        _say("could not register the SIGTERM extension at %s (%s): %s; without it Lambda "
+        say("could not register the SIGTERM extension at %s (%s): %s; without it Lambda "
              "sends no SIGTERM (on_shutdown callbacks then run only on a normal exit)" % (address, REGISTER_PATH, exc))
         return None
     import _thread
@@ -201,7 +193,7 @@ def start_extension(address: str, user_agent: str) -> "Optional[str]":
         sock.sendall(request)
     except (OSError, ValueError) as exc:
         sock.close()
-        _say("the SIGTERM extension could not call %s: %s" % (EVENT_NEXT_PATH, exc))
+        say("the SIGTERM extension could not call %s: %s" % (EVENT_NEXT_PATH, exc))
         return None
     _thread.start_new_thread(_wait_events, (sock, request))
     return identifier
@@ -216,7 +208,7 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
     try:
         sock = connect(split_address(address))
     except (OSError, ValueError) as exc:
-        raise ExtensionError(_os_error_text(exc)) from None
+        raise ExtensionError(os_error_text(exc)) from None
     try:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         sock.settimeout(REGISTER_TIMEOUT)
@@ -236,7 +228,7 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
         return sock, identifier
     except (OSError, ProtocolError) as exc:
         sock.close()
-        raise ExtensionError(_os_error_text(exc)) from None
+        raise ExtensionError(os_error_text(exc)) from None
     except ExtensionError:
         sock.close()
         raise
@@ -284,7 +276,7 @@ def _wait_events(sock: "Any", request: bytes) -> None:
         while True:
             head, _ = _read_answer(sock)
             if head.status != 200:
-                _say("the SIGTERM extension's %s answered %d; it stops waiting" % (EVENT_NEXT_PATH, head.status))
+                say("the SIGTERM extension's %s answered %d; it stops waiting" % (EVENT_NEXT_PATH, head.status))
                 return
             sock.sendall(request)
     except Exception:
@@ -294,12 +286,6 @@ def _wait_events(sock: "Any", request: bytes) -> None:
             sock.close()
         except OSError:  # pragma: no cover
             pass
-
-
-def _os_error_text(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return "[Errno %s] %s" % (exc.errno, exc.strerror) if exc.errno else exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 __all__ = ["on_shutdown", "run_callbacks", "start_extension", "wanted", "Callbacks", "pending"]

@@ -37,18 +37,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
-    from .bootstrap import Runtime
+    from .client import RuntimeClient
     from .errors import ErrorReport
+    from .runtime import Runtime
 
     Hook = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]
 
 INITIALIZATION_TYPE = "snap-start"
-BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
-AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
 EXIT_BEFORE_SNAPSHOT = 64
 EXIT_AFTER_RESTORE = 65
-#: The error type of a failed ``/restore/next``, as the official client reports it.
-CLIENT_ERROR = "LambdaRuntimeClientError"
 PACKAGE = "snapshot_restore_py"
 
 # Hooks registered through lambdaric while snapshot_restore_py is not installed.
@@ -117,30 +114,28 @@ def _as_hook(entry: Any) -> Hook:
 def restore(runtime: Runtime) -> None:
     """Before-snapshot hooks, ``/restore/next``, after-restore hooks; returns when the
     invoke loop may start, else ends the runtime (RuntimeExit 64 or 65)."""
-    from .bootstrap import say
+    from .console import say
+    from .faults import AFTER_RESTORE_ERROR
     from .logsink import flush_std_streams
 
+    client = runtime.client
     failure = _run_hooks(runtime, before_snapshot=True)
     if failure is not None:
-        _fail(runtime, failure, runtime.transport.init_error, "POST /init/error", BEFORE_SNAPSHOT_ERROR, EXIT_BEFORE_SNAPSHOT)
+        _before_snapshot_failed(client, failure)
     flush_std_streams()  # what the hooks wrote goes out before the snapshot, not in every restored copy
-    status, body = _restore_next(runtime)
+    status, body = _restore_next(client)
     if status == 404:
         say(
             "AWS_LAMBDA_INITIALIZATION_TYPE is snap-start, but the Runtime API at %s has no SnapStart "
             "(GET /restore/next answered 404: %s); carrying on as if restored at once"
-            % (runtime.transport_address, _text(body))
+            % (client.address, _text(body))
         )
     elif status != 200:
-        from .errors import report_fault
-
-        message = "Request to Lambda Runtime '%s' endpoint failed. Reason: '%s'. Response body: '%s'" % (
-            _restore_next_path(), status, _text(body))
-        report = report_fault(CLIENT_ERROR, message, None)
-        _fail(runtime, report, runtime.transport.init_error, "POST /init/error", BEFORE_SNAPSHOT_ERROR, EXIT_BEFORE_SNAPSHOT)
+        _before_snapshot_failed(client, _client_error("Reason: '%s'. Response body: '%s'" % (status, _text(body))))
     failure = _run_hooks(runtime, before_snapshot=False)
     if failure is not None:
-        _fail(runtime, failure, runtime.transport.restore_error, "POST /restore/error", AFTER_RESTORE_ERROR, EXIT_AFTER_RESTORE)
+        client.report_and_exit(failure, "POST /restore/error", client.transport.restore_error, AFTER_RESTORE_ERROR,
+                               EXIT_AFTER_RESTORE)
     flush_std_streams()
 
 
@@ -163,38 +158,30 @@ def _run_hooks(runtime: Runtime, before_snapshot: bool) -> Optional[ErrorReport]
     return None
 
 
-def _restore_next(runtime: Runtime) -> Tuple[int, bytes]:
+def _restore_next(client: RuntimeClient) -> Tuple[int, bytes]:
     """``GET /restore/next`` with the runtime's retries; a Runtime API that cannot be reached
     or answers garbage (the reason is on stderr already) is a before-snapshot failure."""
-    from .bootstrap import RuntimeExit
+    from .console import RuntimeExit
+
+    try:
+        return client.call("GET /restore/next", client.transport.restore_next)
+    except RuntimeExit:
+        _before_snapshot_failed(client, _client_error("Reason: no valid answer from the Runtime API at %s." % client.address))
+
+
+def _client_error(reason: str) -> ErrorReport:
     from .errors import report_fault
+    from .faults import CLIENT_ERROR
 
-    try:
-        return runtime.call("GET /restore/next", runtime.transport.restore_next)
-    except RuntimeExit:
-        message = "Request to Lambda Runtime '%s' endpoint failed. Reason: no valid answer from the Runtime API at %s." % (
-            _restore_next_path(), runtime.transport_address)
-        report = report_fault(CLIENT_ERROR, message, None)
-        _fail(runtime, report, runtime.transport.init_error, "POST /init/error", BEFORE_SNAPSHOT_ERROR, EXIT_BEFORE_SNAPSHOT)
+    return report_fault(CLIENT_ERROR, "Request to Lambda Runtime '%s' endpoint failed. %s" % (_restore_next_path(), reason),
+                        None)
 
 
-def _fail(runtime: Runtime, report: ErrorReport, post: Callable[..., Any], call: str, error_type: str, code: int) -> NoReturn:
-    """Log the error as uncaught, report it with ``error_type`` in the header, exit ``code``
-    (also when the report cannot be delivered: Lambda reads the exit code too)."""
-    from . import logsink
-    from .bootstrap import RuntimeExit, _error_body, say
-    from .logsink import flush_std_streams
-    from .protocol import error_message_from_body
+def _before_snapshot_failed(client: RuntimeClient, report: ErrorReport) -> NoReturn:
+    from .faults import BEFORE_SNAPSHOT_ERROR
 
-    logsink.log_uncaught(runtime.sink, report.error)
-    flush_std_streams()
-    try:
-        status, answer = runtime.call(call, post, _error_body(report), error_type)
-    except RuntimeExit:
-        raise RuntimeExit(code) from None
-    if status not in (202, 403):
-        say("%s answered %d: %s" % (call, status, error_message_from_body(answer)))
-    raise RuntimeExit(code)
+    client.report_and_exit(report, "POST /init/error", client.transport.init_error, BEFORE_SNAPSHOT_ERROR,
+                           EXIT_BEFORE_SNAPSHOT)
 
 
 def _restore_next_path() -> str:

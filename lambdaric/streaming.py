@@ -26,14 +26,15 @@ import sys
 from types import GeneratorType
 
 from . import logsink, protocol
-from .errors import EXIT_ERROR, RESPONSE_TOO_LARGE, TRUNCATED, FaultException, json_bytes, report_exception, report_fault
-from .marshal import MARSHAL_ERROR
+from .console import RuntimeExit, exit_code, say
+from .errors import TRUNCATED, exit_error, json_bytes, report_exception, report_fault
+from .faults import MARSHAL_ERROR, RESPONSE_TOO_LARGE, FaultException
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-    from .bootstrap import Runtime
+    from .runtime import Runtime
     from .errors import ErrorReport
 
 #: Content type of a stream whose handler did not choose one.
@@ -194,7 +195,7 @@ class ResponseStream:
         flush_std_streams()
         inv = self._inv
         try:
-            self._runtime.transport.stream_begin(inv.request_id, content_type, inv.invocation_id)
+            self._runtime.client.transport.stream_begin(inv.request_id, content_type, inv.invocation_id)
         except TransportError as exc:
             self._state, self._failure = _BROKEN, exc
             raise
@@ -204,7 +205,7 @@ class ResponseStream:
         from .transport import TransportError
 
         try:
-            self._runtime.transport.stream_write(data)
+            self._runtime.client.transport.stream_write(data)
         except TransportError as exc:
             self._state, self._failure = _BROKEN, exc
             raise
@@ -290,20 +291,14 @@ def _close(gen: Any) -> None:
     try:
         gen.close()
     except BaseException as exc:  # the failure being reported matters more; say this one
-        _say("closing the response generator raised %s: %s" % (type(exc).__name__, exc))
+        say("closing the response generator raised %s: %s" % (type(exc).__name__, exc))
 
 
 async def _aclose(agen: Any) -> None:
     try:
         await agen.aclose()
     except BaseException as exc:
-        _say("closing the response generator raised %s: %s" % (type(exc).__name__, exc))
-
-
-def _say(message: str) -> None:
-    from .bootstrap import say
-
-    say(message)
+        say("closing the response generator raised %s: %s" % (type(exc).__name__, exc))
 
 
 def _write_failure(exc: BaseException) -> BaseException:
@@ -363,7 +358,7 @@ async def _apump(agen: Any, stream: ResponseStream) -> Optional[BaseException]:
 def respond(runtime: Runtime, inv: protocol.Invocation, result: Any) -> None:
     """Stream ``result`` (a generator or async generator) as the response to ``inv``.
 
-    Called by the bootstrap inside its handler ``try``: an exception raised before anything
+    Called by :meth:`Runtime.handle <lambdaric.runtime.Runtime.handle>` inside its handler ``try``: an exception raised before anything
     was sent is re-raised, so it is reported on ``/error`` like any handler error. After
     that, every outcome is dealt with here: the end of the stream (with the error trailers
     on failure), its answer (4xx logged, 5xx exits), a broken connection (said, never
@@ -382,7 +377,6 @@ def respond(runtime: Runtime, inv: protocol.Invocation, result: Any) -> None:
 
 
 def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, exc: Optional[BaseException]) -> None:
-    from .bootstrap import RuntimeExit
     from .logsink import flush_std_streams
     from .transport import TransportError
 
@@ -394,9 +388,9 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
         except TransportError:
             pass
     if stream._state is _BROKEN:
-        _say("the response stream for %s broke, the rest of the response is lost: %s" % (inv.request_id, stream._failure))
+        say("the response stream for %s broke, the rest of the response is lost: %s" % (inv.request_id, stream._failure))
         if exc is not None and exc is not stream._failure:
-            logsink.log_uncaught(runtime.sink, _report(exc, inv.request_id).error)
+            logsink.log_uncaught(runtime.client.sink, _report(exc, inv.request_id).error)
             flush_std_streams()
         if isinstance(exc, SystemExit):
             _exit_now(exc)
@@ -406,19 +400,18 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
         trailers: "Sequence[Tuple[str, str]]" = ()
     else:
         report = _report(exc, inv.request_id)
-        logsink.log_uncaught(runtime.sink, report.error)
+        logsink.log_uncaught(runtime.client.sink, report.error)
         flush_std_streams()
         trailers = _trailers(report)
     try:
         status, answer = _end(runtime, trailers)
     except TransportError as error:
-        _say("the end of the response stream for %s was not delivered: %s" % (inv.request_id, error))
+        say("the end of the response stream for %s was not delivered: %s" % (inv.request_id, error))
     except protocol.ProtocolError as error:
-        _say("invalid answer from the Runtime API at %s (POST /response): %s" % (runtime.transport_address, error))
-        raise RuntimeExit(1) from None
+        runtime.client.invalid_answer("POST /response", error)
     else:
         if status != 202:
-            runtime.check_answer("POST /response", inv.request_id, status, answer)
+            runtime.client.check_answer("POST /response", inv.request_id, status, answer)
     if isinstance(exc, SystemExit):
         _exit_now(exc)
 
@@ -426,14 +419,12 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
 def _exit_now(exc: SystemExit) -> None:
     """Leave the runtime with the code ``sys.exit()`` asked for (its report has been sent).
     As Python does for an uncaught SystemExit, a message given instead of a code is printed."""
-    from .bootstrap import RuntimeExit, _exit_code
-
     if exc.code is not None and not isinstance(exc.code, int):
         try:
             sys.stderr.write("%s\n" % (exc.code,))
         except Exception:
             pass
-    raise RuntimeExit(_exit_code(exc))
+    raise RuntimeExit(exit_code(exc))
 
 
 def _report(exc: BaseException, request_id: str) -> ErrorReport:
@@ -444,13 +435,7 @@ def _report(exc: BaseException, request_id: str) -> ErrorReport:
             request_id,
         )
     if isinstance(exc, SystemExit):
-        from .bootstrap import _exit_code
-
-        return report_fault(
-            EXIT_ERROR,
-            "RequestId: %s Error: Runtime exited with error: exit status %d" % (request_id, _exit_code(exc)),
-            request_id,
-        )
+        return exit_error("exit status %d" % exit_code(exc), request_id)
     return report_exception(exc, request_id)
 
 
@@ -472,7 +457,7 @@ def _trailers(report: ErrorReport) -> List[tuple]:
 def _end(runtime: Runtime, trailers: Any) -> Any:
     """``stream_end``, with the first of the candidate trailers the transport accepts (a
     refused value sends nothing and leaves the stream open, see transport.Transport)."""
-    end = runtime.transport.stream_end
+    end = runtime.client.transport.stream_end
     if not trailers:
         return end()
     for error_type, body in trailers[:-1]:
