@@ -234,4 +234,5 @@ def test_caller_gone_mid_stream_does_not_wedge_the_runtime():
         assert time.monotonic() - started < 15
         assert (max(peak, vm_rss_kb(emu.proc.pid)) - baseline) < 40 * 1024
         assert emu.stdout().count(b"Init Duration") == 1  # one runtime, never restarted
+        assert emu.stdout().count(b"END RequestId: ") == 3 and b"Task timed out" not in emu.stdout()  # the abandoned one ended well
         assert b"Traceback" not in emu.stderr()
