@@ -19,7 +19,7 @@ from .client import RuntimeClient
 from .console import RuntimeExit, say
 from .logsink import flush_std_streams
 from .protocol import user_agent
-from .runtime import Runtime, sigterm_extension
+from .runtime import Runtime, setup_output, sigterm_extension
 from .transport import create
 
 
@@ -37,8 +37,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
         say(str(exc))
         return 2
     sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=logsink.telemetry_fd_from(env))
-    logsink.install_when_imported(sink)
-    logsink.setup_output()
+    setup_output(sink)
     if sink.config.level == "DEBUG":
         reason = getattr(transport, "fallback_reason", None)
         say("[DEBUG] transport: %s%s" % (transport.name, " (native module unavailable: %s)" % reason if reason else ""))

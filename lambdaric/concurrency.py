@@ -63,7 +63,7 @@ from .console import RuntimeExit, describe_status, die_of, exit_code, os_error_t
 from .errors import exit_error
 from .logsink import flush_std_streams
 from .protocol import user_agent
-from .runtime import Runtime, sigterm_extension
+from .runtime import Runtime, setup_output, sigterm_extension
 from .transport import TransportError, create
 
 MODES = ("process", "thread", "asyncio")
@@ -172,8 +172,7 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
     except (ValueError, RuntimeError) as exc:
         say(str(exc))
         return 2
-    logsink.install_when_imported(sink)
-    logsink.setup_output()
+    setup_output(sink)
     if n > 1:
         logsink.overlapping_invokes()  # no process-wide request id: it would name another invoke
     loop = None
@@ -431,8 +430,7 @@ class Supervisor:
         except (ValueError, RuntimeError) as exc:
             say(str(exc))
             return 2
-        logsink.install_when_imported(sink)
-        logsink.setup_output()
+        setup_output(sink)
         slots = self.slots
         try:
             runtime.init(self.handler_name)

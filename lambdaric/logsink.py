@@ -5,7 +5,7 @@
 the invoke loop needs from "logging" is here instead: the request-id state, the stdout
 sink, the uncaught-error record and the init warning. The ``logging`` integration
 (:mod:`lambdaric.logs`) is installed the moment anything imports ``logging`` (see
-:func:`install_when_imported`), so user records, even at import time, get the runtime's
+:func:`when_logging_imported`), so user records, even at import time, get the runtime's
 format, and a function that never logs never pays for it.
 
 The request id shown in each record comes from a contextvar set around each invoke,
@@ -497,16 +497,11 @@ class _ThenCall:
         return getattr(self._loader, name)
 
 
-def install_when_imported(sink: StreamSink) -> None:
-    """Hook the runtime's log handler onto ``logging`` now if it is loaded, else at once
-    when anything imports it."""
-
-    def install(_module: "Any" = None) -> None:
-        from . import logs
-
-        logs.install(sink)
-
+def when_logging_imported(install: "Callable[[Any], None]") -> None:
+    """Call ``install(logging)`` now if ``logging`` is loaded, else at once when anything
+    imports it (before the importer gets it), so that no record escapes the runtime's
+    handler and ``logging`` stays off the cold-start path of functions that never use it."""
     if "logging" in sys.modules:
-        install()
+        install(sys.modules["logging"])
     else:
         sys.meta_path.insert(0, _LoggingWatcher(install))

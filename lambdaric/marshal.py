@@ -20,11 +20,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Optional, Tuple
 
-from .errors import FaultException
+from .faults import MARSHAL_ERROR, UNMARSHAL_ERROR, FaultException
 from .protocol import CT_BYTES, CT_JSON, is_json_content_type
 
-MARSHAL_ERROR = "Runtime.MarshalError"
-UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+__all__ = ["MARSHAL_ERROR", "UNMARSHAL_ERROR", "describe", "dumps", "dumps_ascii", "loads", "parse_event", "to_response"]
 
 try:
     from ._codec import NOT_MINE as _NOT_MINE  # (ModuleNotFoundError: No module named 'lambdaric._codec')

@@ -160,6 +160,20 @@ def _run_on_shared_loop(loop: "Any", awaitable: "Any") -> "Any":
     return asyncio.run_coroutine_threadsafe(invoke(), loop).result()
 
 
+def setup_output(sink: logsink.StreamSink) -> None:
+    """What every runtime process does to its output when it starts: ``logging`` gets the
+    runtime's handler (:mod:`lambdaric.logs`) when anything imports it, stdout is buffered
+    and flushed at the right times (:func:`lambdaric.logsink.setup_output`)."""
+
+    def install(_logging: "Any") -> None:
+        from .logs import install as install_handler
+
+        install_handler(sink)
+
+    logsink.when_logging_imported(install)
+    logsink.setup_output()
+
+
 def sigterm_extension(env: Dict[str, str], address: str) -> None:
     """Register the no-op extension that makes Lambda send SIGTERM (lambdaric.shutdown),
     during init, when asked for or when on_shutdown callbacks were registered. Not under
