@@ -31,6 +31,7 @@ environment:
   LAMBDARIC_TRANSPORT             python | native (default: native when built)
   LAMBDARIC_MALLOC_TUNE           0: no glibc malloc tuning (native transport)
   LAMBDARIC_ANSWER_TIMEOUT        seconds per answer once begun (10; 0: none)
+  LAMBDARIC_RETRY_DELAYS          seconds between retries (0.05,0.1,...,1.6)
   AWS_LAMBDA_LOG_FORMAT           Text (default) | JSON
   AWS_LAMBDA_LOG_LEVEL            TRACE DEBUG INFO WARN ERROR FATAL
   AWS_LAMBDA_MAX_CONCURRENCY      N: Managed Instances, N invokes at once

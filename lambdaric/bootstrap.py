@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Dict, Optional
 
 from . import logsink
-from .client import RuntimeClient
+from .client import RuntimeClient, retries
 from .console import RuntimeExit, say
 from .logsink import flush_std_streams
 from .protocol import user_agent
@@ -33,6 +33,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
         return run_managed_instances(handler_name, env)
     try:
         transport = create(address, user_agent(), env.get("LAMBDARIC_TRANSPORT"))
+        next_retry, post_retry = retries(env)
     except (ValueError, RuntimeError) as exc:
         say(str(exc))
         return 2
@@ -41,7 +42,7 @@ def run(handler_name: str, environ: Optional[Dict[str, str]] = None) -> int:
     if sink.config.level == "DEBUG":
         reason = getattr(transport, "fallback_reason", None)
         say("[DEBUG] transport: %s%s" % (transport.name, " (native module unavailable: %s)" % reason if reason else ""))
-    runtime = Runtime(RuntimeClient(transport, sink), env)
+    runtime = Runtime(RuntimeClient(transport, sink, next_retry, post_retry), env)
     try:
         runtime.init(handler_name)
         sigterm_extension(env, address)

@@ -16,7 +16,7 @@ import time
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, NoReturn, Optional, Tuple
+    from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
 
     from .errors import ErrorReport
     from .transport import Transport
@@ -49,6 +49,24 @@ CLASSIC = Retry((0.05, 0.1, 0.2, 0.4, 0.8, 1.6))
 MANAGED_NEXT = Retry((0.1, 0.2, 0.4, 0.8), invalid=True)
 #: Managed Instances POSTs: a failed answer is said and the poller carries on.
 MANAGED_POST = Retry(CLASSIC.delays, fatal=False)
+
+
+def retries(env: "Dict[str, str]", managed: bool = False) -> "Tuple[Retry, Retry]":
+    """The (``/next``, POST) retries for a runtime: CLASSIC for both, or Managed Instances'
+    pair; ``LAMBDARIC_RETRY_DELAYS`` (seconds between tries, comma-separated) replaces the
+    delays of both. ValueError, with a clear message, for a value that is no such list."""
+    next_retry, post_retry = (MANAGED_NEXT, MANAGED_POST) if managed else (CLASSIC, CLASSIC)
+    text = env.get("LAMBDARIC_RETRY_DELAYS", "")
+    if not text:
+        return next_retry, post_retry
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        delays = (-1.0,)
+    if not 0 < len(delays) <= 20 or not all(0 <= d <= 60 for d in delays):  # (NaN fails too)
+        raise ValueError("LAMBDARIC_RETRY_DELAYS must be 1 to 20 comma-separated seconds (0 to 60 each), not %r"
+                         % text[:50])
+    return (Retry(delays, next_retry.invalid, next_retry.fatal), Retry(delays, post_retry.invalid, post_retry.fatal))
 
 
 class RuntimeClient:

@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import logsink, marshal, protocol
-from .client import MANAGED_NEXT, MANAGED_POST, RuntimeClient
+from .client import RuntimeClient, retries
 from .console import RuntimeExit, describe_status, die_of, exit_code, os_error_text, say
 from .errors import exit_error
 from .logsink import flush_std_streams
@@ -150,8 +150,9 @@ def _make_runtime(env: "Dict[str, str]", sink: "logsink.StreamSink", shared_loop
     state and are never shared between pollers. Managed Instances' rules: ``/next`` retried
     as the official client does, a failed answer said and the poller carries on, no
     ``_X_AMZN_TRACE_ID`` writes, at most one ``/init/error`` among pollers (``init_token``)."""
+    next_retry, post_retry = retries(env, managed=True)
     transport = create(env["AWS_LAMBDA_RUNTIME_API"], user_agent(), env.get("LAMBDARIC_TRANSPORT"))
-    client = RuntimeClient(transport, sink, MANAGED_NEXT, MANAGED_POST, init_token)
+    client = RuntimeClient(transport, sink, next_retry, post_retry, init_token)
     return Runtime(client, env, trace_env=False, shared_loop=shared_loop, survive_exit=survive_exit)
 
 

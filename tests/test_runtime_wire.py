@@ -66,7 +66,7 @@ def test_runtime_help_lists_every_setting():
     listed = [line.split()[0] for line in lines[lines.index("environment:") + 1:] if line.strip()]
     assert listed == [
         "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDARIC_TRANSPORT", "LAMBDARIC_MALLOC_TUNE", "LAMBDARIC_ANSWER_TIMEOUT",
-        "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_MAX_CONCURRENCY", "LAMBDARIC_CONCURRENCY_MODE",
+        "LAMBDARIC_RETRY_DELAYS", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_MAX_CONCURRENCY", "LAMBDARIC_CONCURRENCY_MODE",
         "LAMBDARIC_SIGTERM_EXTENSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
     ]
     assert max(map(len, lines)) <= 80
@@ -406,15 +406,36 @@ def test_body_shorter_than_content_length_then_recovers(run_runtime):
     assert b"Traceback" not in result.stderr
 
 
+#: A short retry schedule (LAMBDARIC_RETRY_DELAYS) for tests that wait for the runtime to give up.
+FAST_RETRIES = {"LAMBDARIC_RETRY_DELAYS": "0.01,0.02"}
+
+
 def test_runtime_api_down_at_start(run_runtime):
-    env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9"}  # the discard port: nothing listens
+    env = dict(FAST_RETRIES, AWS_LAMBDA_RUNTIME_API="127.0.0.1:9")  # the discard port: nothing listens
     start = time.monotonic()
     result = run_runtime({"app.py": "def handler(e, c):\n    return 1\n"}, "app.handler", [], env=env, **UNTIL_EXIT)
     assert result.exited and result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "cannot reach the Runtime API at 127.0.0.1:9 (GET /next): [Errno 111] Connection refused" in lines[0]
+    assert lines == ["lambdaric: cannot reach the Runtime API at 127.0.0.1:9 (GET /next): [Errno 111] Connection "
+                     "refused; giving up after 3 attempts"], result.stderr
     assert time.monotonic() - start < 15
+
+
+def test_the_default_retry_schedule_and_a_bad_one():
+    """7 tries over ~3 s by default (0.05 s doubling); LAMBDARIC_RETRY_DELAYS replaces the delays
+    in every mode, and a value that is no list of seconds stops the runtime before it starts."""
+    from lambdaric.client import CLASSIC, MANAGED_NEXT, retries
+
+    assert CLASSIC.delays == (0.05, 0.1, 0.2, 0.4, 0.8, 1.6) and not CLASSIC.invalid and CLASSIC.fatal
+    assert MANAGED_NEXT.delays == (0.1, 0.2, 0.4, 0.8) and MANAGED_NEXT.invalid
+    assert retries({}) == (CLASSIC, CLASSIC)
+    next_retry, post_retry = retries({"LAMBDARIC_RETRY_DELAYS": "0,1.5"}, managed=True)
+    assert (next_retry.delays, next_retry.invalid, post_retry.delays, post_retry.fatal) == ((0.0, 1.5), True, (0.0, 1.5), False)
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API="127.0.0.1:9", LAMBDARIC_RETRY_DELAYS="0.1,soon")
+    out = subprocess.run([sys.executable, "-m", "lambdaric", "app.handler"], capture_output=True, cwd=ROOT, env=env,
+                         timeout=30)
+    assert (out.returncode, out.stderr) == (2, b"lambdaric: LAMBDARIC_RETRY_DELAYS must be 1 to 20 comma-separated "
+                                               b"seconds (0 to 60 each), not '0.1,soon'\n")
 
 
 def test_runtime_api_goes_away_later(run_runtime):
@@ -428,7 +449,7 @@ def test_runtime_api_goes_away_later(run_runtime):
 
         closer = threading.Thread(target=close_after_first_post, daemon=True)
         closer.start()
-        result = run_runtime(files, "app.handler", api=api, **UNTIL_EXIT)
+        result = run_runtime(files, "app.handler", api=api, env=FAST_RETRIES, **UNTIL_EXIT)
         closer.join(5)
     assert one(result, "/invocation/r1/response").body == b"1"
     assert result.exited and result.returncode == 1
