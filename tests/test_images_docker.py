@@ -388,8 +388,11 @@ def test_image_holds_the_native_module_and_no_compiler(image: Tuple[str, str]) -
     image has no compiler, and the distroless one has no shell and no pip either."""
     kind, tag = image
     names = _image_files(tag)
-    assert "opt/lambdaric/lambdaric/__main__.py" in names
-    assert [n for n in names if re.match(r"opt/lambdaric/lambdaric/_native\..*\.so$", n)]
+    # distroless/ copies a pip --target folder; debian-slim/ installs into the image's Python
+    site = "opt/lambdaric/" if kind == "distroless" else r"usr/(local/)?lib/python3[.0-9]*/(dist|site)-packages/"
+    assert [n for n in names if re.fullmatch(site + r"lambdaric/__main__\.py", n)], sorted(n for n in names if "lambdaric" in n)[:20]
+    for module in ("_native", "_codec"):
+        assert [n for n in names if re.fullmatch(site + r"lambdaric/%s\.abi3\.so" % module, n)], module
     tools = r"(gcc|cc|gcc-[0-9]+|x86_64-linux-gnu-gcc(-[0-9]+)?)"
     if kind == "distroless":
         tools = r"(%s|sh|bash|dash|pip[0-9.]*|apt-get|dpkg)" % tools
