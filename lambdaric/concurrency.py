@@ -218,6 +218,26 @@ def run_threads(handler_name: str, env: "Dict[str, str]", n: int, mode: str,
 _STARTING, _READY, _BUSY, _INIT_REPORTED = 0, 1, 2, 3
 _SLOT = 1024  # bytes per worker: state, length (2 bytes), request id NUL invocation id
 
+class RestartPolicy:
+    """Whether a worker slot whose worker died gets another one: yes, unless it died
+    ``limit`` times within ``window`` seconds (a crash loop; the slot is given up). Pure:
+    the caller says when each death happened."""
+
+    def __init__(self, n: int, limit: int = DEATHS_PER_SLOT, window: float = DEATH_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self.deaths: "List[List[float]]" = [[] for _ in range(n)]
+
+    def restart(self, index: int, now: float) -> bool:
+        """Record a death of slot ``index`` at ``now``; True when the slot gets a new worker."""
+        recent = [t for t in self.deaths[index] if now - t < self.window] + [now]
+        self.deaths[index] = recent
+        return len(recent) < self.limit
+
+    def recent(self, index: int) -> int:
+        return len(self.deaths[index])
+
+
 class Slots:
     """Which request each worker holds, in memory shared with the supervisor: written by the
     worker around each invoke (two slice stores, no syscall), read by the supervisor when
@@ -266,7 +286,7 @@ class Supervisor:
         self.telemetry_fd = telemetry_fd
         self.slots = Slots(n)
         self.pids: "Dict[int, int]" = {}  # pid -> slot
-        self.deaths: "List[List[float]]" = [[] for _ in range(n)]
+        self.restarts = RestartPolicy(n)
         self.parent = os.getpid()
         self.stopping = 0  # the signal being forwarded, once one came
         self.ending = False  # init failed: the workers are being stopped
@@ -352,12 +372,10 @@ class Supervisor:
                 for pid in list(self.pids):
                     _kill(pid, 15)
             return
-        now = time.monotonic()
-        deaths = self.deaths[index] = [t for t in self.deaths[index] if now - t < DEATH_WINDOW] + [now]
-        if len(deaths) >= DEATHS_PER_SLOT:
+        if not self.restarts.restart(index, time.monotonic()):
             left = len(self.pids)
             say("worker %d ended (%s): %d deaths within %d s, not replaced; %d worker(s) left"
-                % (index, how, len(deaths), int(DEATH_WINDOW), left))
+                % (index, how, self.restarts.recent(index), int(self.restarts.window), left))
             if not left:
                 self.exit_code = code if code > 0 else 1
             return

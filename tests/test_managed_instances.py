@@ -559,3 +559,16 @@ def test_worker_ended_by_sigterm_after_answering_is_not_reported(lambdaric_env):
         assert [r.request_id for r in api.requests if r.kind == "error"] == ["r1"]  # the supervisor tried
     assert rt.stdout().startswith(b"cleanup ") and b"Runtime.ExitError" not in rt.stdout(), rt.stdout()
     assert rt.stderr() == b""
+
+
+def test_restart_policy_gives_a_slot_up_after_five_deaths_within_a_minute():
+    from lambdaric.concurrency import RestartPolicy
+
+    policy = RestartPolicy(2)
+    assert [policy.restart(0, t) for t in (0.0, 10.0, 20.0, 30.0)] == [True] * 4
+    assert policy.restart(1, 35.0)  # the other slot counts its own deaths
+    assert not policy.restart(0, 40.0)  # the fifth within 60 s
+    assert policy.recent(0) == 5
+    fresh = RestartPolicy(1)
+    assert all(fresh.restart(0, t) for t in (0.0, 61.0, 122.0, 183.0, 244.0, 305.0))  # spread out: always
+    assert fresh.recent(0) == 1
