@@ -60,6 +60,18 @@ _VALUE_NAMES = (
 _RETRYABLE = (errno.ECONNRESET, errno.EPIPE)
 
 
+_malloc_tuned = False
+
+
+def tune_malloc() -> None:
+    """Once per process, unless ``LAMBDARIC_MALLOC_TUNE=0``: keep freed payload-sized blocks in
+    the heap between invokes (see ``lr_tune_malloc``); the first native transport made does it."""
+    global _malloc_tuned
+    if not _malloc_tuned and os.environ.get("LAMBDARIC_MALLOC_TUNE", "1") != "0":
+        lib.lr_tune_malloc(_MMAP_THRESHOLD, 2 * _MMAP_THRESHOLD)
+    _malloc_tuned = True
+
+
 class NativeTransport:
     """The C transport (see module docstring)."""
 
@@ -80,9 +92,7 @@ class NativeTransport:
         self._sock: Optional[_socket.socket] = None
         #: the open streamed response, if any (see stream_begin)
         self._stream: Optional[protocol.ResponseStream] = None
-        if os.environ.get("LAMBDARIC_MALLOC_TUNE", "1") != "0":
-            # keep freed payload-sized blocks in the heap between invokes (see lr_tune_malloc)
-            lib.lr_tune_malloc(_MMAP_THRESHOLD, 2 * _MMAP_THRESHOLD)
+        tune_malloc()
 
     # ------------------------------------------------------------------ calls
 
