@@ -2,6 +2,7 @@
 the emulator's ``--command``) makes legal and illegal calls and records every answer."""
 import json
 import sys
+import time
 
 import pytest
 
@@ -60,6 +61,17 @@ call("next4", "GET", "/invocation/next")
 '''
 
 
+def _wait_for_rows(path, complete, timeout=10.0):
+    """The probe's rows once ``complete(rows)`` holds (or whatever is there after ``timeout``)."""
+    end = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        rows = [json.loads(line) for line in text.split("\n")[:-1]]  # whole lines only
+        if complete(rows) or time.monotonic() > end:
+            return rows
+        time.sleep(0.01)
+
+
 def test_state_machine_and_streaming(tmp_path):
     out = tmp_path / "probe.jsonl"
     files = {"probe.py": PROBE}
@@ -72,8 +84,11 @@ def test_state_machine_and_streaming(tmp_path):
         assert json.loads(second["Payload"].read()) == {"errorMessage": "mid-stream", "errorType": "StreamError"}
         third = client.invoke(FunctionName="function", Payload=b"{}")
         assert third["Payload"].read() == b"hello streaming world"
-    answers = {row[0]: row[1:] for row in map(json.loads, out.read_text().splitlines()) if row[0] != "stream"}
-    streams = [row[1] for row in map(json.loads, out.read_text().splitlines()) if row[0] == "stream"]
+        # the probe writes its last row after the emulator answered the third invoke: stopping
+        # the emulator at once would kill it first
+        rows = _wait_for_rows(out, lambda rows: sum(row[0] == "stream" for row in rows) >= 2)
+    answers = {row[0]: row[1:] for row in rows if row[0] != "stream"}
+    streams = [row[1] for row in rows if row[0] == "stream"]
     assert answers["next1"][0] == 200
     assert answers["init-error-after-next"] == [403, answers["init-error-after-next"][1]]
     assert answers["init-error-after-next"][1]["errorType"] == "InvalidStateTransition"
