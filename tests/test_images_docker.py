@@ -122,7 +122,7 @@ def docker_daemon() -> Iterator[None]:
 # base images
 
 
-def _import_root(root: pathlib.Path, repository: str, key: str, env: Dict[str, str]) -> str:
+def _import_root(root: pathlib.Path, repository: str, key: str, env: Dict[str, str], platform: str = "") -> str:
     """``docker import`` of ``root`` as ``repository:key`` unless that tag exists (the key says
     what went into it); other tags of ``repository`` are removed first: stale bases."""
     tag = "%s:%s" % (repository, key)
@@ -131,7 +131,7 @@ def _import_root(root: pathlib.Path, repository: str, key: str, env: Dict[str, s
     stale = docker("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.decode().split()
     for old in stale:
         docker("rmi", old, check=False)
-    changes: List[str] = []
+    changes: List[str] = ["--platform", platform] if platform else []
     for name, value in env.items():
         changes += ["--change", "ENV %s=%s" % (name, value)]
     tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "--exclude=./.lambdaric-*", "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "-cf", "-", "."], stdout=subprocess.PIPE)
@@ -186,12 +186,17 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def package_index(docker_daemon: None) -> Iterator[str]:
     """A find-links URL on 127.0.0.1 with this checkout's release set and the dependency wheels."""
     key = hashlib.sha256(repr(WHEEL_REQUIREMENTS).encode()).hexdigest()[:12]
-    wheels = roots.roots_dir() / ("wheels-cp311-" + key)
-    if not (wheels / ".complete").exists():
+    folders = []
+    # x86_64 for the images here, aarch64 for the arm64 build under qemu
+    for machine, name in (("x86_64", "wheels-cp311-" + key), ("aarch64", "wheels-cp311-aarch64-" + key)):
+        wheels = roots.roots_dir() / name
+        folders.append(wheels)
+        if (wheels / ".complete").exists():
+            continue
         shutil.rmtree(wheels, ignore_errors=True)
         argv = [
             sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-            "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
+            "--platform", "manylinux2014_" + machine, "--python-version", "3.11", "--implementation", "cp",
             "-d", str(wheels), *WHEEL_REQUIREMENTS,
         ]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -201,7 +206,7 @@ def package_index(docker_daemon: None) -> Iterator[str]:
         (wheels / ".complete").write_text("\n".join(WHEEL_REQUIREMENTS) + "\n")
     served = pathlib.Path(tempfile.mkdtemp(prefix="lambdaric-index-"))
     try:
-        for wheel in wheels.glob("*.whl"):
+        for wheel in [w for folder in folders for w in folder.glob("*.whl")]:
             shutil.copy(wheel, served)
         for key, path in roots.release_set().items():
             if key != "dir":
@@ -224,9 +229,9 @@ def package_index(docker_daemon: None) -> Iterator[str]:
 # function images
 
 
-def _build(tag: str, kind: str, build_args: Dict[str, str], index: str) -> float:
+def _build(tag: str, kind: str, build_args: Dict[str, str], index: str, platform: str = "") -> float:
     """``docker build`` of ``images/<kind>`` as a user runs it, pip pointed at ``index``."""
-    args = ["build", "--network=host", "--no-cache", "--force-rm", "-t", tag]
+    args = ["build", "--network=host", "--no-cache", "--force-rm", "-t", tag] + (["--platform", platform] if platform else [])
     build_args = dict(build_args, PIP_OPTIONS="--no-index --find-links %s" % index)
     for name, value in build_args.items():
         args += ["--build-arg", "%s=%s" % (name, value)]
@@ -412,3 +417,64 @@ def _image_files(tag: str) -> "set[str]":
     finally:
         docker("rm", "-f", name, check=False)
     return {line.rstrip("/") for line in listing.split("\n") if line}
+
+
+# --------------------------------------------------------------------------------------------------
+# arm64 (Graviton) under qemu, with Docker's classic builder (no buildx here)
+
+
+@pytest.fixture(scope="module")
+def arm64_emulation() -> Iterator[None]:
+    """qemu-user-static registered for arm64 binaries while the module's arm64 tests run: a process
+    holds binfmt_misc mounted in its own mount namespace (roots.binfmt_argv), so dockerd's
+    containers run arm64 binaries through qemu; nothing is left mounted on the host."""
+    reason = roots.foreign_arch_reason("arm64")
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail("arm64 emulation is missing in CI: " + reason, pytrace=False)
+        pytest.skip(reason)
+    keeper = subprocess.Popen(roots.binfmt_argv("arm64", ["sleep", "3600"]), start_new_session=True,
+                              stdin=subprocess.DEVNULL)
+    time.sleep(1.0)
+    assert keeper.poll() is None, "registering qemu for arm64 failed"
+    try:
+        yield
+    finally:
+        os.killpg(keeper.pid, signal.SIGKILL)
+        keeper.wait(10)
+
+
+def test_debian_slim_image_for_arm64_under_qemu(docker_daemon: None, package_index: str, arm64_emulation: None) -> None:
+    """``docker build`` of images/debian-slim on an arm64 Debian 12 base (the root of
+    tests/test_wheels_arm64.py, ``docker import --platform linux/arm64``): pip under qemu takes
+    the manylinux2014_aarch64 wheel, the image's python3 is aarch64, --version says native and
+    native, and the runtime answers the scripted Runtime API on the native transport."""
+    from test_wheels_arm64 import PACKAGES, SUITE
+
+    root = roots.debootstrap_root(SUITE, PACKAGES, python_image=True, timeout=2400, arch="arm64")
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    base = _import_root(root, PREFIX + "/bookworm-arm64", root.name.rsplit("-", 1)[-1], env, platform="linux/arm64")
+    tag = "%s/fn-debian-slim-arm64:%s" % (PREFIX, RUN_ID)
+    try:
+        # no --platform: the classic builder then checks each step's image against it, and its WORKDIR
+        # step's image is marked linux/amd64 (COPY fails: "does not match the specified platform");
+        # the base alone makes it an arm64 build, its RUN steps run under qemu
+        took = _build(tag, "debian-slim", {"BASE": base}, package_index)
+        sys.stderr.write("\ndebian-slim arm64 image built under qemu in %.1f s\n" % took)
+        # (the classic builder labels the result with the host's architecture, amd64, whatever its files
+        # are: an image for Lambda's arm64 is built with buildx --platform linux/arm64, images/README.md)
+        probe = docker("run", "--rm", "--network=host", "--entrypoint", "python3", tag, "-c",
+                       "import platform, subprocess, sys; print(platform.machine()); sys.stdout.flush(); "
+                       "subprocess.run([sys.executable, '-m', 'lambdaric', '--version'])", timeout=300)
+        machine, version = probe.stdout.decode().strip().split("\n")
+        assert machine == "aarch64" and version.endswith("transport: native, codec: native"), probe.stdout
+        with RuntimeAPI(events=[Event(EVENT, request_id="r-arm64")], lifetime=300) as api:
+            with Container(tag, env=dict(LAMBDA_ENV, AWS_LAMBDA_RUNTIME_API=api.address)) as box:
+                (post,) = api.wait_for_posts(1, timeout=120)
+                assert post.path == "/2018-06-01/runtime/invocation/r-arm64/response", box.logs()
+                assert post.body == b'{"message": "hello, docker", "request_id": "r-arm64"}'
+                api.wait_idle(1, timeout=30)
+                assert "[DEBUG] transport: native" in box.logs(), box.logs()
+                box.stop(grace=10)
+    finally:
+        _remove_images(tag)
