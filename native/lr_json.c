@@ -352,22 +352,29 @@ static PyObject *py_encode_ascii(PyObject *self, PyObject *o) {
 
 /* ------------------------------------------------------------------------------------ decoder */
 
-#define KEY_SLOTS_MIN 64   /* powers of two: the table has about one slot per 64 input bytes */
-#define KEY_SLOTS_MAX 1024
-#define KEY_MAX 64         /* longest key (bytes, no escapes) the cache keeps */
+/* Dict keys: every event of a function repeats the same few keys (a batch, thousands of times),
+ * so their str objects are kept in a table that lives as long as the module: KEY_SLOTS slots, each
+ * the raw bytes of one key (up to KEY_MAX, no escapes) and a strong reference to its str, whose
+ * hash is computed once when it is made (dict insertion then finds it cached). A slot is replaced
+ * by the next key that hashes to it; a hit is confirmed by comparing the bytes. At most
+ * KEY_SLOTS small strings are kept (about 100 KB). No Python code runs between a slot's lookup and
+ * its update (making a str never triggers the garbage collector), so a nested call cannot see a
+ * slot half updated. */
+#define KEY_SLOTS 1024 /* a power of two */
+#define KEY_MAX 48
 
 typedef struct {
-    const char *raw; /* into the input, which outlives the call */
-    Py_ssize_t len;
-    PyObject *str; /* a strong reference */
+    PyObject *str; /* a strong reference, or NULL */
+    size_t len;
+    char raw[KEY_MAX];
 } key_slot;
+
+static key_slot keys[KEY_SLOTS];
 
 typedef struct {
     const unsigned char *p, *end;
     int depth;
-    buf_t scratch;   /* unescaped strings */
-    key_slot *keys;  /* allocated at the first key */
-    unsigned int nslots;
+    buf_t scratch; /* unescaped strings */
 } dec_t;
 
 static inline void skip_ws(dec_t *d) {
@@ -388,20 +395,18 @@ static long hex4(const unsigned char *p) {
     return ((long)a << 12) | (b << 8) | (c << 4) | e;
 }
 
-static int put_utf8(buf_t *b, unsigned long cp) {
-    char u[4];
-    size_t n;
-    if (cp < 0x80) { u[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { u[0] = (char)(0xc0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3f)); n = 2; }
-    else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
+/* cp (< 0x110000, no surrogate) as UTF-8 at u; returns the length (1 to 4) */
+static size_t put_utf8(unsigned char *u, unsigned long cp) {
+    if (cp < 0x80) { u[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { u[0] = (unsigned char)(0xc0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3f)); return 2; }
+    if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xe0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 3;
     }
-    return buf_put(b, u, n);
+    u[0] = (unsigned char)(0xf0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)); u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 4;
 }
 
 /* A cheap hash of a key's bytes: its length and first and last (up to) eight bytes. A collision
@@ -422,6 +427,7 @@ static unsigned int key_hash(const unsigned char *s, size_t n) {
 /* d->p is just past the opening quote. Returns a new str, or NULL (not mine). */
 static PyObject *parse_string(dec_t *d, int is_key) {
     const unsigned char *start = d->p, *p = d->p, *end = d->end;
+    unsigned char *out;
     buf_t *sc = &d->scratch;
     p += scan_plain(p, (size_t)(end - p), 0);
     if (p >= end || *p < 0x20) return NULL; /* unterminated, or a raw control character (strict) */
@@ -430,52 +436,49 @@ static PyObject *parse_string(dec_t *d, int is_key) {
         PyObject *s;
         d->p = p + 1;
         if (is_key && n <= KEY_MAX) {
-            key_slot *slot;
-            if (!d->keys) {
-                size_t size = (size_t)(d->end - start) / 64;
-                d->nslots = KEY_SLOTS_MIN;
-                while (d->nslots < KEY_SLOTS_MAX && d->nslots < size) d->nslots *= 2;
-                d->keys = (key_slot *)calloc(d->nslots, sizeof(key_slot));
-                if (!d->keys) return NULL;
-            }
-            slot = &d->keys[key_hash(start, n) & (d->nslots - 1)];
-            if (slot->str && (size_t)slot->len == n && memcmp(slot->raw, start, n) == 0) {
+            key_slot *slot = &keys[key_hash(start, n) & (KEY_SLOTS - 1)];
+            PyObject *old;
+            if (slot->str && slot->len == n && memcmp(slot->raw, start, n) == 0) {
                 Py_INCREF(slot->str);
                 return slot->str;
             }
             s = PyUnicode_DecodeUTF8((const char *)start, (Py_ssize_t)n, "strict");
             if (!s) return NULL;
-            Py_XDECREF(slot->str);
+            if (PyObject_Hash(s) == -1) PyErr_Clear(); /* (cannot fail for a str) */
+            old = slot->str;
             Py_INCREF(s);
             slot->str = s;
-            slot->raw = (const char *)start;
-            slot->len = (Py_ssize_t)n;
+            slot->len = n;
+            memcpy(slot->raw, start, n);
+            Py_XDECREF(old);
             return s;
         }
         return PyUnicode_DecodeUTF8((const char *)start, (Py_ssize_t)n, "strict");
     }
-    /* escapes: unescape into the scratch buffer, from the start */
+    /* escapes: unescape into the scratch buffer, from the start. What a string unescapes to is
+     * never longer than its text (each escape of k bytes gives at most k bytes), and its text
+     * lies within [start, end): with that much room, the bytes are written without more checks. */
     sc->len = 0;
+    if (buf_grow(sc, (size_t)(end - start)) < 0) return NULL;
+    out = (unsigned char *)sc->data;
     p = start;
     for (;;) {
-        const unsigned char *run = p;
-        p += scan_plain(p, (size_t)(end - p), 0);
+        size_t k = scan_plain(p, (size_t)(end - p), 0);
+        memcpy(out, p, k);
+        out += k;
+        p += k;
         if (p >= end || *p < 0x20) return NULL;
-        if (buf_put(sc, (const char *)run, (size_t)(p - run)) < 0) return NULL;
         if (*p == '"') break;
         /* a backslash */
         if (end - p < 2) return NULL;
         p++;
         switch (*p) {
-        case '"': case '\\': case '/':
-            if (buf_putc(sc, (char)*p) < 0) return NULL;
-            p++;
-            break;
-        case 'b': if (buf_putc(sc, '\b') < 0) return NULL; p++; break;
-        case 'f': if (buf_putc(sc, '\f') < 0) return NULL; p++; break;
-        case 'n': if (buf_putc(sc, '\n') < 0) return NULL; p++; break;
-        case 'r': if (buf_putc(sc, '\r') < 0) return NULL; p++; break;
-        case 't': if (buf_putc(sc, '\t') < 0) return NULL; p++; break;
+        case '"': case '\\': case '/': *out++ = *p++; break;
+        case 'b': *out++ = '\b'; p++; break;
+        case 'f': *out++ = '\f'; p++; break;
+        case 'n': *out++ = '\n'; p++; break;
+        case 'r': *out++ = '\r'; p++; break;
+        case 't': *out++ = '\t'; p++; break;
         case 'u': {
             long cp, lo;
             if (end - p < 5) return NULL;
@@ -491,7 +494,7 @@ static PyObject *parse_string(dec_t *d, int is_key) {
                 p += 6;
                 cp = 0x10000 + (((cp - 0xd800) << 10) | (lo - 0xdc00));
             }
-            if (put_utf8(sc, (unsigned long)cp) < 0) return NULL;
+            out += put_utf8(out, (unsigned long)cp);
             break;
         }
         default:
@@ -499,7 +502,7 @@ static PyObject *parse_string(dec_t *d, int is_key) {
         }
     }
     d->p = p + 1;
-    return PyUnicode_DecodeUTF8(sc->data ? sc->data : "", (Py_ssize_t)sc->len, "strict");
+    return PyUnicode_DecodeUTF8(sc->data, (Py_ssize_t)(out - (unsigned char *)sc->data), "strict");
 }
 
 static PyObject *parse_number(dec_t *d) {
@@ -702,11 +705,6 @@ static PyObject *py_decode(PyObject *self, PyObject *data) {
         }
     }
     while (margin-- > 0) Py_LeaveRecursiveCall();
-    if (d.keys) {
-        unsigned int i;
-        for (i = 0; i < d.nslots; i++) Py_XDECREF(d.keys[i].str);
-        free(d.keys);
-    }
     free(d.scratch.data);
 out:
     if (!result) {

@@ -277,10 +277,15 @@ def test_decoder_does_valid_json_itself():
 
 
 def test_repeated_keys_share_one_str():
-    """Batch events repeat the same keys: the decoder makes each key's str once per call."""
+    """Batch events repeat the same keys: the decoder makes each key's str once, and keeps it for
+    the next events (a table of 1024 keys of up to 48 bytes); longer or escaped keys are made anew."""
     value = _codec.decode(b'[{"eventName": 1}, {"eventName": 2}, {"eventName": 3}]')
     first = next(iter(value[0]))
     assert all(next(iter(record)) is first for record in value)
+    assert next(iter(_codec.decode(b'{"eventName": 4}'))) is first
+    long_key = b'{"' + b"k" * 49 + b'": 1}'
+    assert next(iter(_codec.decode(long_key))) is not next(iter(_codec.decode(long_key)))
+    assert next(iter(_codec.decode(b'{"a\\u00e9": 1}'))) == "a\u00e9"
 
 
 # ----------------------------------------------------------------------------------- hypothesis
