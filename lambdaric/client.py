@@ -164,7 +164,6 @@ class RuntimeClient:
     def fail(self, inv: protocol.Invocation, report: ErrorReport) -> None:
         """Log the error as uncaught, then post it to ``/error`` with its X-Ray cause."""
         logsink.log_uncaught(self.sink, report.error)
-        flush_std_streams()
         cause = marshal.dumps_ascii(report.xray_cause())
         xray = cause if len(cause) < protocol.MAX_XRAY_CAUSE else None
         status, answer = self.call(
@@ -193,7 +192,6 @@ class RuntimeClient:
             self.init_reported = True
             self.report_and_exit(report, "POST /init/error", self.transport.init_error, report.error_type, 1)
         logsink.log_uncaught(self.sink, report.error)  # another poller reports it: log ours only
-        flush_std_streams()
         raise RuntimeExit(1)
 
     def report_and_exit(self, report: ErrorReport, call: str, post: "Callable[..., Any]", error_type: str,
@@ -201,7 +199,6 @@ class RuntimeClient:
         """Log the error as uncaught, post it with ``error_type`` in the header, exit ``code``
         (also when it cannot be delivered: Lambda reads the exit code too)."""
         logsink.log_uncaught(self.sink, report.error)
-        flush_std_streams()
         try:
             status, answer = self.call(call, post, report.body(), error_type, retry=CLASSIC)
         except RuntimeExit:

@@ -393,7 +393,6 @@ class Supervisor:
         sink = logsink.StreamSink(logsink.LogConfig(self.env), telemetry_fd=self.telemetry_fd)
         if not self.stopping:
             logsink.log_uncaught(sink, report.error)
-            flush_std_streams()
         cause = marshal.dumps_ascii(report.xray_cause())
         transport = None
         status = 0
@@ -412,7 +411,6 @@ class Supervisor:
                 transport.close()  # no connection of ours may be inherited by the next worker
         if self.stopping and status != 403:
             logsink.log_uncaught(sink, report.error)
-            flush_std_streams()
 
     # ---- a worker
 

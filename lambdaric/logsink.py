@@ -277,7 +277,14 @@ def _dumps(obj: "Any") -> str:
 
 def log_uncaught(sink: StreamSink, error: "Dict[str, Any]") -> None:
     """The record of an uncaught error: text lines (joined by CR on stdout, by LF in a
-    frame, as the official client), or a JSON object without ``logger``."""
+    frame, as the official client), or a JSON object without ``logger``; then stdout and
+    stderr are flushed, so the record (and what the invoke printed before it) reaches the
+    log before whatever the runtime does next: post the error, or exit."""
+    _write_uncaught(sink, error)
+    flush_std_streams()
+
+
+def _write_uncaught(sink: StreamSink, error: "Dict[str, Any]") -> None:
     now = time.time()
     if sink.config.json:
         record = {

@@ -391,7 +391,6 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
         say("the response stream for %s broke, the rest of the response is lost: %s" % (inv.request_id, stream._failure))
         if exc is not None and exc is not stream._failure:
             logsink.log_uncaught(runtime.client.sink, _report(exc, inv.request_id).error)
-            flush_std_streams()
         if isinstance(exc, SystemExit):
             _exit_now(exc)
         return
@@ -401,7 +400,6 @@ def _finish(runtime: Runtime, inv: protocol.Invocation, stream: ResponseStream, 
     else:
         report = _report(exc, inv.request_id)
         logsink.log_uncaught(runtime.client.sink, report.error)
-        flush_std_streams()
         trailers = _trailers(report)
     try:
         status, answer = _end(runtime, trailers)

@@ -51,7 +51,11 @@ def vm_size():
 def exhaust():
     # a real allocation failure, to the last small block: 128 MB more address space than
     # the process has, filled in 1 MiB, then 4 KiB, then 64-byte pieces (all held by a
-    # local, as a leaking handler would), then raised again once nothing is left
+    # local, as a leaking handler would), then raised again once nothing is left. A few
+    # small pieces are let go first: with none at all, whether the message, the exception
+    # and its traceback entries can still be made depends on how the heap happens to be
+    # laid out (the handler's own error, not the runtime's); the runtime then reports it
+    # with the ~128 MB still held by this frame
     resource.setrlimit(resource.RLIMIT_AS, (vm_size() + (128 << 20), resource.RLIM_INFINITY))
     hog = []
     for size in (1 << 20, 1 << 12, 64):
@@ -60,6 +64,7 @@ def exhaust():
                 hog.append(bytearray(size))
         except MemoryError:
             pass
+    del hog[-64:]
     raise MemoryError("nothing left: %d pieces" % len(hog))
 """
 
