@@ -165,3 +165,19 @@ def test_the_graph_is_read_at_all():
     assert "lambdaric.streaming" in g["lambdaric.runtime"]  # (a lazy import counts)
     assert "lambdaric.runtime" not in g["lambdaric.streaming"]  # (an annotation-only one does not)
     assert os.path.basename(str(modules()["lambdaric"])) == "__init__.py"
+
+
+def test_the_runtime_path_loads_no_client_library():
+    """``requests`` serves ``lambdaric invoke`` only: the runtime's modules never load it (nor
+    urllib3, http.client, logging, argparse or typing), so an image pays no import time for it."""
+    import subprocess
+    import sys
+
+    modules = ["lambdaric.bootstrap", "lambdaric.runtime", "lambdaric.client", "lambdaric.concurrency",
+               "lambdaric.streaming", "lambdaric.snapstart", "lambdaric.shutdown", "lambdaric.transport.python"]
+    heavy = ("requests", "urllib3", "http.client", "logging", "argparse", "typing")
+    code = "import sys\nimport %s\nprint(sorted(m for m in %r if m in sys.modules))" % (", ".join(modules), heavy)
+    paths = [str(ROOT.parent)] + [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)))
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
