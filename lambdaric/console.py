@@ -58,9 +58,14 @@ SIGNAL_NAMES = {
 def describe_status(status: int) -> "Tuple[int, str]":
     """A wait status as (exit code or -signal, Lambda's words: ``exit status 3``, ``signal: killed``)."""
     code = os.waitstatus_to_exitcode(status)
+    return code, describe_exit(code)
+
+
+def describe_exit(code: int) -> str:
+    """An exit code (-signal for a death by signal, as ``subprocess`` gives it) in Lambda's words."""
     if code >= 0:
-        return code, "exit status %d" % code
-    return code, "signal: %s" % SIGNAL_NAMES.get(-code, "signal %d" % -code)
+        return "exit status %d" % code
+    return "signal: %s" % SIGNAL_NAMES.get(-code, "signal %d" % -code)
 
 
 def die_of(signum: int) -> "NoReturn":

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import traceback
     from typing import Any, Dict, List, Optional, Sequence
 
-from .faults import EXIT_ERROR, FaultException
+from .faults import EXIT_ERROR, FaultException, exit_message
 from .protocol import MAX_PAYLOAD
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -185,10 +185,7 @@ def report_fault(error_type: str, message: str, request_id: Optional[str], trace
 def exit_error(how: str, request_id: Optional[str]) -> ErrorReport:
     """``Runtime.ExitError`` for a runtime that exited (``how``: ``exit status 3``, ``signal:
     killed``); with the request it held, its message names it as Lambda's does."""
-    message = "Runtime exited with error: %s" % how
-    if request_id is not None:
-        message = "RequestId: %s Error: %s" % (request_id, message)
-    return report_fault(EXIT_ERROR, message, request_id)
+    return report_fault(EXIT_ERROR, exit_message(how, request_id), request_id)
 
 
 #: Logged at WARNING before an init error, in the official words.

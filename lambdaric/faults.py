@@ -33,6 +33,14 @@ CLIENT_ERROR = "LambdaRuntimeClientError"
 INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
 INIT_TIMEOUT = "Runtime.InitTimeout"
 UNKNOWN = "Runtime.Unknown"
+SANDBOX_TIMEDOUT = "Sandbox.Timedout"
+
+
+def exit_message(how: str, request_id: "Optional[str]") -> str:
+    """The ``Runtime.ExitError`` message for a runtime that exited (``how``: ``exit status 3``,
+    ``signal: killed``); with the request it held, it names it as Lambda's does."""
+    message = "Runtime exited with error: %s" % how
+    return message if request_id is None else "RequestId: %s Error: %s" % (request_id, message)
 
 
 class FaultException(Exception):

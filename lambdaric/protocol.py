@@ -549,6 +549,15 @@ def check_status_line(buf: bytes) -> None:
         _status_line(buf[:end].decode("latin-1"))
 
 
+def chunk_size(line: bytes) -> int:
+    """The size on a chunk size line (extensions ignored); ProtocolError when it is no hex number
+    of at most 15 digits (more could take seconds to convert)."""
+    size_text = line.split(b";", 1)[0].strip()
+    if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 15:
+        raise ProtocolError("malformed chunk size %r" % size_text[:20])
+    return int(size_text, 16)
+
+
 class ChunkedDecoder:
     """Incremental decoder of a chunked body: feed bytes, get the body when done.
 
@@ -606,10 +615,7 @@ class ChunkedDecoder:
                     return data[pos:]
                 self.trailers.append(line)
                 continue
-            size_text = line.split(b";", 1)[0].strip()
-            if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 15:
-                raise ProtocolError("malformed chunk size %r" % size_text[:20])
-            size = int(size_text, 16)
+            size = chunk_size(line)
             if size == 0:
                 self._state = self._TRAILER
                 continue

@@ -118,11 +118,6 @@ def on_shutdown(fn: "F") -> "F":
     return fn
 
 
-def pending() -> int:
-    """How many callbacks are waiting to run."""
-    return len(_callbacks)
-
-
 def run_callbacks() -> int:
     """Run the pending callbacks now (each once); returns how many ran."""
     return _callbacks.run()
@@ -237,21 +232,20 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
 def _read_answer(sock: "Any") -> "Tuple[Any, bytes]":
     """One small HTTP answer: head, and a Content-Length body (a chunked or to-close
     body is not needed and not read)."""
-    from .protocol import MAX_HEAD, ProtocolError, parse_response_head
+    from .protocol import MAX_HEAD, ProtocolError, head_end, parse_response_head
 
     buf = b""
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            break
+    end, start = head_end(buf)
+    while end < 0:
         if len(buf) > MAX_HEAD:
             raise ProtocolError("answer head over %d bytes" % MAX_HEAD)
         data = sock.recv(65536)
         if not data:
             raise ProtocolError("connection closed before an answer")
         buf += data
+        end, start = head_end(buf)
     head = parse_response_head(buf[:end])
-    body = buf[end + 4:]
+    body = buf[start:]
     if head.content_length > MAX_HEAD:
         raise ProtocolError("answer body of %d bytes" % head.content_length)
     while 0 <= head.content_length and len(body) < head.content_length:
@@ -288,4 +282,4 @@ def _wait_events(sock: "Any", request: bytes) -> None:
             pass
 
 
-__all__ = ["on_shutdown", "run_callbacks", "start_extension", "wanted", "Callbacks", "pending"]
+__all__ = ["on_shutdown", "run_callbacks", "start_extension", "wanted", "Callbacks"]

@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     Hook = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]
 
-INITIALIZATION_TYPE = "snap-start"
 EXIT_BEFORE_SNAPSHOT = 64
 EXIT_AFTER_RESTORE = 65
 PACKAGE = "snapshot_restore_py"

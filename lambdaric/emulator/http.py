@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
-from ..protocol import MAX_HEAD
+from ..protocol import MAX_HEAD, ProtocolError, chunk_size
 
 _REASONS = {
     200: "OK",
@@ -104,10 +104,10 @@ class BodyReader:
         line = await _readline(self._reader, "chunk size line", 400)
         if not line.endswith(b"\n"):
             raise BadRequest("connection closed inside a chunked body")
-        size_text = line.split(b";", 1)[0].strip()
-        if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 15:
-            raise BadRequest("malformed chunk size %r" % size_text[:20])
-        size = int(size_text, 16)
+        try:
+            size = chunk_size(line)
+        except ProtocolError as exc:
+            raise BadRequest(str(exc)) from None
         if size == 0:
             await self._read_trailers()
             self.done = True

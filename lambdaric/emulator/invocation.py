@@ -11,7 +11,7 @@ import json
 import os
 import time
 import uuid
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, List, Optional, Tuple
 
 #: How much of an invoke's log goes back with ``X-Amz-Log-Type: Tail``.
 TAIL_BYTES = 4096
@@ -220,6 +220,3 @@ def peak_rss_mb(pid: int) -> int:
         pass
     return 0
 
-
-def headers_dict(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
-    return {k.lower(): v for k, v in pairs}

@@ -20,17 +20,16 @@ import re
 import signal
 import socket
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
-from .. import protocol
+from .. import faults, protocol
+from ..console import describe_exit
 from . import extensions, http
 from .invocation import Invocation, Outcome, error_json, peak_rss_mb
 
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
 _ERROR_TYPE = re.compile(r"[\x21-\x7e]{1,256}\Z")
-#: Streamed responses may be far larger than buffered ones.
-MAX_STREAMED = 200 * 1024 * 1024
 #: How long a runtime may take to initialise before its first /next, at least: Lambda's 10 s
 #: init limit, which a shorter function timeout does not shorten (a longer one lengthens it:
 #: Lambda runs an init that timed out again within the first invoke's timeout).
@@ -202,11 +201,9 @@ class Sandbox:
         await asyncio.gather(*self._pumps, return_exceptions=True)
         self.dead = True
         self.extensions.shutdown()
-        how = "exit status %d" % code if code >= 0 else "signal: %s" % _signal_name(-code)
+        how = describe_exit(code)
         for inv in list(self.inflight.values()):
-            inv.finish(
-                Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited with error: %s" % (inv.request_id, how))
-            )
+            inv.finish(Outcome.fault(faults.EXIT_ERROR, faults.exit_message(how, inv.request_id)))
         if self.server is not None:
             self.server.close()
 
@@ -231,18 +228,19 @@ class Sandbox:
         self.inflight[inv.request_id] = inv
         try:
             if self.dead:
-                inv.finish(Outcome.fault("Runtime.ExitError", "RequestId: %s Error: Runtime exited" % inv.request_id))
+                inv.finish(Outcome.fault(faults.EXIT_ERROR, "RequestId: %s Error: Runtime exited" % inv.request_id))
                 return inv.outcome.result()
             inv.deadline_ms = int((time.time() + inv.timeout) * 1000)
             inv.on_delivery = on_start
             self._offers.put_nowait(inv)
             init_wait = self.init_wait(inv) if not self.saw_next else None
             delivered = asyncio.ensure_future(inv.delivered.wait())
-            done, _ = await asyncio.wait({delivered, inv.outcome}, timeout=init_wait, return_when=asyncio.FIRST_COMPLETED)
+            waits: "Set[asyncio.Future[Any]]" = {delivered, inv.outcome}
+            done, _ = await asyncio.wait(waits, timeout=init_wait, return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 delivered.cancel()
                 self.kill_now()
-                inv.finish(Outcome.fault("Runtime.InitTimeout", "RequestId: %s Error: Init timed out after %.2f seconds" % (inv.request_id, init_wait or 0)))
+                inv.finish(Outcome.fault(faults.INIT_TIMEOUT, "RequestId: %s Error: Init timed out after %.2f seconds" % (inv.request_id, init_wait or 0)))
                 return inv.outcome.result()
             if not inv.delivered.is_set():  # init failed or the runtime died before taking it
                 delivered.cancel()
@@ -256,7 +254,7 @@ class Sandbox:
                     self.kill_now()
                 inv.finish(
                     Outcome.fault(
-                        "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %.2f seconds" % (inv.request_id, inv.timeout)
+                        faults.SANDBOX_TIMEDOUT, "RequestId: %s Error: Task timed out after %.2f seconds" % (inv.request_id, inv.timeout)
                     )
                 )
             await asyncio.sleep(0)  # let the output pumps take what the runtime wrote before answering
@@ -368,7 +366,7 @@ class Sandbox:
             what = "restore error reported outside restore" if restore else "init error reported after /next"
             await _answer(writer, 403, "InvalidStateTransition", what)
             return
-        error_type = req.header(protocol.ERROR_TYPE_HEADER) or ("Runtime.AfterRestoreError" if restore else "Runtime.Unknown")
+        error_type = req.header(protocol.ERROR_TYPE_HEADER) or (faults.AFTER_RESTORE_ERROR if restore else faults.UNKNOWN)
         for inv in list(self.inflight.values()):
             inv.finish(Outcome("error", body or error_json(error_type, "init failed"), "application/json", error_type))
         self.recycle = True
@@ -425,7 +423,7 @@ class Sandbox:
         inv.stream_content_type = content_type
         parts: List[bytes] = []
         size = 0
-        limit = MAX_STREAMED if inv.streaming else protocol.MAX_PAYLOAD
+        limit = protocol.MAX_STREAMED if inv.streaming else protocol.MAX_PAYLOAD
         while True:
             data = await req.body_reader.next_chunk()
             if data is None:
@@ -458,7 +456,7 @@ class Sandbox:
 
 def _too_large(size: int) -> Outcome:
     return Outcome.fault(
-        "Function.ResponseSizeTooLarge",
+        faults.RESPONSE_TOO_LARGE,
         "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (size, protocol.MAX_PAYLOAD),
     )
 
@@ -470,16 +468,6 @@ def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
 async def _answer(writer: asyncio.StreamWriter, status: int, error_type: Optional[str] = None, message: str = "") -> None:
     body = b'{"status":"OK"}\n' if error_type is None else error_json(error_type, message)
     await http.send(writer, status, body, [("Content-Type", "application/json")])
-
-
-def _signal_name(number: int) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        return str(number)
-    return {"SIGKILL": "killed", "SIGTERM": "terminated", "SIGSEGV": "segmentation fault", "SIGABRT": "aborted"}.get(
-        name, name.lower()
-    )
 
 
 def _start_error(exc: OSError, command: List[str], cwd: str) -> Exception:

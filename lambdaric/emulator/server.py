@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .. import protocol
+from .. import faults, protocol
 from . import http
 from .invocation import Invocation, Outcome, report_line
 from .sandbox import MIN_INIT_TIMEOUT, InvalidEntrypoint, Sandbox, SandboxConfig, SandboxUnavailable
@@ -382,7 +382,7 @@ class Emulator:
             # Lambda's answer for an entrypoint it cannot exec: 200, X-Amz-Function-Error:
             # Unhandled, errorType Runtime.InvalidEntrypoint (a function error: the image is
             # wrong, the service is fine)
-            inv.finish(Outcome.fault("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (inv.request_id, exc)))
+            inv.finish(Outcome.fault(faults.INVALID_ENTRYPOINT, "RequestId: %s Error: %s" % (inv.request_id, exc)))
             self._never_delivered(inv, None)
             return inv.outcome.result()
         except SandboxUnavailable as exc:
@@ -393,12 +393,12 @@ class Emulator:
         try:
             outcome = await sandbox.run(inv, self._on_start)
         except Exception as exc:  # pragma: no cover (a defect of ours: still an answer)
-            inv.finish(Outcome.fault("Runtime.Unknown", "RequestId: %s Error: %s" % (inv.request_id, exc)))
+            inv.finish(Outcome.fault(faults.UNKNOWN, "RequestId: %s Error: %s" % (inv.request_id, exc)))
             outcome = inv.outcome.result()
         finally:
             self.pool.release(sandbox)
         if inv.delivered_at:
-            if outcome.kind == "fault" and outcome.error_type == "Sandbox.Timedout":
+            if outcome.kind == "fault" and outcome.error_type == faults.SANDBOX_TIMEDOUT:
                 self._line(inv, "%s %s Task timed out after %.2f seconds" % (_utc_now(), inv.request_id, inv.timeout))
             self._line(inv, "END RequestId: %s" % inv.request_id)
             self._line(inv, report_line(inv, sandbox.take_init_ms(), self.settings.memory_mb, sandbox.max_memory_used_mb()))
@@ -413,7 +413,7 @@ class Emulator:
         outcome = inv.outcome.result()
         if outcome.kind != "fault":
             return
-        if outcome.error_type == "Runtime.InitTimeout" and sandbox is not None:
+        if outcome.error_type == faults.INIT_TIMEOUT and sandbox is not None:
             init_ms = (time.monotonic() - sandbox.spawned_at) * 1000.0
             self._line(inv, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: timeout" % init_ms)
             self._line(inv, _init_timeout_reason(sandbox.init_wait(inv), self.settings.init_timeout, inv.timeout))
@@ -452,7 +452,7 @@ def _init_timeout_reason(waited: float, init_timeout: float, timeout: float) -> 
 async def _send_payload(writer: asyncio.StreamWriter, data: bytes) -> None:
     """Forward one piece of a streamed response as PayloadChunk events of at most
     ``eventstream.MAX_CHUNK`` bytes each. A runtime may send a single chunk of many MiB
-    (a stream may reach ``sandbox.MAX_STREAMED``); one event that size would be refused by
+    (a stream may reach ``protocol.MAX_STREAMED``); one event that size would be refused by
     the codec past ``MAX_MESSAGE`` and, below it, arrive as one lump the client must hold.
     Draining after each event bounds what waits in the transport for a slow client."""
     from . import eventstream
@@ -541,5 +541,3 @@ def _stderr_notice(data: bytes) -> None:
     except (OSError, ValueError, AttributeError):
         pass
 
-
-Runner = Callable[[Emulator], Awaitable[None]]
