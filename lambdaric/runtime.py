@@ -28,7 +28,8 @@ from .handler import load_handler
 from .logsink import flush_std_streams
 from .traceenv import TraceEnv
 
-#: Handler results sent as a response stream (lambdaric.streaming), checked with one ``in``.
+#: Handler results sent as a response stream (lambdaric.streaming), checked with one ``in``;
+#: a @streaming_handler's result (streaming.StreamingCall) says so itself (``lambdaric_streamed``).
 STREAMED_RESULTS = (GeneratorType, AsyncGeneratorType)
 
 
@@ -101,7 +102,7 @@ class Runtime:
         try:
             try:
                 result = self.invoke(inv)
-                if type(result) in STREAMED_RESULTS:  # a generator, or a @streaming_handler's call
+                if type(result) in STREAMED_RESULTS or getattr(type(result), "lambdaric_streamed", False):
                     from .streaming import respond
 
                     respond(self, inv, result)  # raises only what came before anything was sent

@@ -217,47 +217,31 @@ class ResponseStream:
 # ---------------------------------------------------------------------------- the decorator
 
 
-class _NeedStream:
-    """Yielded once by the generator a :func:`streaming_handler` call makes: the driver
-    answers with the :class:`ResponseStream` (``send``)."""
+class StreamingCall:
+    """What a :func:`streaming_handler` returns when the runtime calls it: the function and
+    its arguments, for :func:`respond` to call with the response stream. The runtime sends
+    a result as a stream when its type has ``lambdaric_streamed`` (so it need not import
+    this module to know), as it does a generator."""
 
-    __slots__ = ()
+    __slots__ = ("fn", "event", "context")
+    lambdaric_streamed = True
 
-
-class _Await:
-    """Yielded by that generator when the handler returned an awaitable: the driver runs it
-    on the runtime's event loop and sends back its result."""
-
-    __slots__ = ("awaitable",)
-
-    def __init__(self, awaitable: Any) -> None:
-        self.awaitable = awaitable
+    def __init__(self, fn: Callable[..., Any], event: Any, context: Any) -> None:
+        self.fn = fn
+        self.event = event
+        self.context = context
 
 
-_NEED_STREAM = _NeedStream()
 _CO_GENERATORS = 0x20 | 0x200  # CO_GENERATOR | CO_ASYNC_GENERATOR
-
-
-def _with_stream(fn: Callable[..., Any], event: Any, context: Any) -> Any:
-    stream = yield _NEED_STREAM
-    result = fn(event, context, stream)
-    if getattr(type(result), "__await__", None) is not None:
-        result = yield _Await(result)
-    if result is not None:
-        raise FaultException(
-            MARSHAL_ERROR,
-            "Unable to marshal response: a streaming handler writes to its stream and returns None, "
-            "not %s" % type(result).__name__,
-        )
 
 
 def streaming_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Make ``fn(event, context, stream)`` a handler that writes its response to ``stream``
     (a :class:`ResponseStream`) as it goes. ``fn`` may be ``async def``.
 
-    The decorated function called with two arguments (as the runtime calls it) returns the
-    generator the runtime drives; called with a third, ``stream``, it is ``fn`` itself, so
-    tests can pass any object with a ``write`` method. A generator function needs no
+    The decorated function called with two arguments (as the runtime calls it) returns a
+    :class:`StreamingCall` the runtime completes with the stream; called with a third,
+    ``stream``, it is ``fn`` itself, so tests can pass any object with a ``write`` method. A generator function needs no
     decorator (returning a generator streams already) and is refused here.
     """
     if not callable(fn):
@@ -272,7 +256,7 @@ def streaming_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     def handler(event: Any, context: Any, stream: Any = None) -> Any:
         if stream is not None:
             return fn(event, context, stream)
-        return _with_stream(fn, event, context)
+        return StreamingCall(fn, event, context)
 
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):
         try:
@@ -316,11 +300,6 @@ def _pump(runtime: Runtime, gen: Any, stream: ResponseStream) -> Optional[BaseEx
     write = stream.write
     try:
         item = next(gen)
-        if item is _NEED_STREAM:  # a @streaming_handler: it writes; this runs it to its end
-            item = gen.send(stream)
-            if type(item) is _Await:
-                item = gen.send(runtime.run_async(item.awaitable))
-            raise AssertionError("a @streaming_handler generator yielded %r" % (item,))  # pragma: no cover
         while True:
             try:
                 write(item)
@@ -333,6 +312,24 @@ def _pump(runtime: Runtime, gen: Any, stream: ResponseStream) -> Optional[BaseEx
     except BaseException as exc:
         _close(gen)
         return exc
+
+
+def _call(runtime: Runtime, call: StreamingCall, stream: ResponseStream) -> Optional[BaseException]:
+    """Run a @streaming_handler's function with the stream (awaited when ``async def``);
+    return the exception that ended it (None when it finished, returning None)."""
+    try:
+        result = call.fn(call.event, call.context, stream)
+        if getattr(type(result), "__await__", None) is not None:
+            result = runtime.run_async(result)
+        if result is not None:
+            raise FaultException(
+                MARSHAL_ERROR,
+                "Unable to marshal response: a streaming handler writes to its stream and returns None, "
+                "not %s" % type(result).__name__,
+            )
+    except BaseException as exc:
+        return exc
+    return None
 
 
 async def _apump(agen: Any, stream: ResponseStream) -> Optional[BaseException]:
@@ -366,7 +363,9 @@ def respond(runtime: Runtime, inv: protocol.Invocation, result: Any) -> None:
     """
     stream = ResponseStream(runtime, inv)
     try:
-        if type(result) is GeneratorType:
+        if type(result) is StreamingCall:
+            exc = _call(runtime, result, stream)
+        elif type(result) is GeneratorType:
             exc = _pump(runtime, result, stream)
         else:
             exc = runtime.run_async(_apump(result, stream))

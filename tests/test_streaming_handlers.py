@@ -498,7 +498,8 @@ def test_streaming_handler_decorator():
     assert handler.__name__ == "handler" and handler.__doc__ == "Doc." and handler.__wrapped__ is not None
     handler(1, 2, [])  # with a stream (as a test passes one): the function itself
     assert calls == [(1, 2, [])]
-    assert type(handler(1, 2)).__name__ == "generator"  # as the runtime calls it: driven by the runtime
+    call = handler(1, 2)  # as the runtime calls it: nothing runs until the runtime hands it the stream
+    assert type(call).__name__ == "StreamingCall" and type(call).lambdaric_streamed and (call.event, call.context) == (1, 2)
     assert len(calls) == 1
 
     def gen(event, context):
