@@ -18,7 +18,7 @@ import sys
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Callable, Optional, Tuple, Union
 
 from .faults import MARSHAL_ERROR, UNMARSHAL_ERROR, FaultException
 from .protocol import CT_BYTES, CT_JSON, is_json_content_type
@@ -120,7 +120,7 @@ def to_response(result: Any) -> Tuple[bytes, str]:
         raise FaultException(MARSHAL_ERROR, "Unable to marshal response: %s" % exc, None)
 
 
-def parse_event(body: bytes, content_type: Optional[str]) -> Any:
+def parse_event(body: Union[bytes, bytearray], content_type: Optional[str]) -> Any:
     """The event handed to the handler: parsed JSON for JSON media types, else raw bytes.
 
     The codec parses ``bytes`` and the transport's ``bytearray`` in place; what it leaves
