@@ -453,7 +453,7 @@ def flush_on_os_exit() -> None:
         real(status)
 
     _exit.__doc__ = real.__doc__
-    os._exit = _exit  # type: ignore[assignment]
+    os._exit = _exit
 
 
 def setup_output() -> "Optional[Flusher]":
