@@ -191,3 +191,20 @@ def test_runtime_falls_back_for_decimals_and_invalid_events(run_runtime):
     error = json.loads(result.post("error").body)
     assert error["errorType"] == "Runtime.UnmarshalError"
     assert error["errorMessage"] == "Unable to unmarshal input: Expecting value: line 1 column 7 (char 6)"
+
+
+def test_collector_paused_only_during_big_decodes():
+    """The decoder pauses the cyclic collector while it builds a big document, and leaves it as it
+    found it: enabled (after a value or NOT_MINE), or disabled when the caller had disabled it."""
+    big = json.dumps([{"k": [i]} for i in range(5000)]).encode()
+    bad = big[:-1]
+    try:
+        for data in (big, bad, bytearray(big), bytearray(bad), b"[1]", bytearray(b"[1]")):
+            gc.enable()
+            _codec.decode(data)
+            assert gc.isenabled(), data[:20]
+            gc.disable()
+            _codec.decode(data)
+            assert not gc.isenabled(), data[:20]
+    finally:
+        gc.enable()
