@@ -49,6 +49,9 @@
  *   - LR_STALLED only with a bound, only once a byte of the awaited answer came in (a /next
  *     with nothing received yet is never cut), only after more than answer_ms ticks since the
  *     call that awaits the answer began, with err ETIMEDOUT and `partial` set;
+ *   - what each return code promises (the top of lr_conn.c): LR_BAD always with a reason
+ *     (perr, an LR_E_*) and error_at, and the exchange over; LR_OS with err; LR_STALLED with
+ *     err ETIMEDOUT and partial;
  *   - lr_unread always takes back the bytes pulled past a chunked body (this harness found it
  *     refusing them while other bytes were still buffered, which lost the next answer's head).
  *
@@ -249,6 +252,18 @@ static void check_stalled(ctx *x) {
     CHECK(c->err == ETIMEDOUT && c->partial);
 }
 
+/* What every return code promises about the fields (the top of lr_conn.c). */
+static void check_rc(ctx *x, long rc) {
+    lr_conn *c = x->c;
+    if (rc == LR_BAD) { /* always a reason and where; the exchange is over */
+        CHECK(c->perr >= LR_E_STATUS && c->perr <= LR_E_UNSAFE);
+        CHECK(c->error_at >= 0 && c->error_at <= LR_MAX_HEAD);
+        CHECK(c->phase == 0 && !c->have_head);
+    }
+    if (rc == LR_OS) CHECK(c->err != 0);
+    if (rc == LR_STALLED) CHECK(c->err == ETIMEDOUT && c->partial);
+}
+
 #ifdef LR_FUZZ_TRACE /* -DLR_FUZZ_TRACE: print every call and its result */
 #define TRACE(what, rc) fprintf(stderr, "%.40s -> %ld\n", what, rc)
 #else
@@ -263,6 +278,7 @@ static void check_stalled(ctx *x) {
             rc = (call);                                                                                               \
             TRACE(#call, (long)rc);                                                                                    \
             check_state(x);                                                                                            \
+            check_rc(x, (long)rc);                                                                                     \
             if (rc != LR_WAIT) break;                                                                                  \
             fuzz_clock++;                                                                                              \
             if (pump((x)->s))                                                                                          \
@@ -425,6 +441,7 @@ static int read_body(ctx *x, int rc, long long limit, size_t pull_size, char *pu
                 if (left) {
                     int r = lr_unread(c, pull + leftover_at, left);
                     check_state(x);
+                    check_rc(x, r);
                     CHECK(r == LR_DONE); /* a refusal would lose the next answer's head */
                     CHECK(position(x) == after - left);
                 }

@@ -37,6 +37,12 @@
 #define PREFIX "/2018-06-01/runtime"
 #define MAX_IOV 12
 
+/* take_values copies at most every byte of a head (at most LR_MAX_HEAD) plus the
+ * LR_H_CONTENT_TYPE NUL separators between its values, and keeps values_len < LR_VALUES_SIZE:
+ * so no value is ever left out for want of room. C99 has no _Static_assert: a negative array
+ * size fails the compile instead. */
+typedef char lr_values_cover_a_head[LR_VALUES_SIZE > LR_MAX_HEAD + LR_H_CONTENT_TYPE ? 1 : -1];
+
 /* Forget the exchange in progress (a new or closed connection); results stay readable. */
 static void clear_state(lr_conn *c) {
     c->start = c->end = 0;
@@ -161,12 +167,21 @@ static int send_iov(lr_conn *c, struct iovec *iov, int n) {
     return LR_DONE;
 }
 
+/* A malformed answer or an unsafe request: LR_BAD, always with the reason and where. */
+static int bad(lr_conn *c, int why, long at) {
+    c->perr = why;
+    c->error_at = at;
+    c->phase = 0;
+    c->have_head = 0;
+    return LR_BAD;
+}
+
 /* Receive more bytes behind c->end, moving unread bytes to the front when the end is reached. */
 static int fill(lr_conn *c) {
     ssize_t r;
     if (c->end == c->cap) {
         size_t keep = c->end - c->start;
-        if (c->start == 0) return LR_BAD; /* cannot happen: callers bound what they buffer */
+        if (c->start == 0) return bad(c, LR_E_TOO_LARGE, 0); /* cannot happen: callers bound what they buffer */
         memmove(c->buf, c->buf + c->start, keep);
         c->head_at -= c->have_head ? c->start : 0;
         c->start = 0;
@@ -210,14 +225,6 @@ static void take_values(lr_conn *c, const char *head, const lr_head *h) {
         }
     }
     c->values_len = at;
-}
-
-static int bad(lr_conn *c, int why, long at) {
-    c->perr = why;
-    c->error_at = at;
-    c->phase = 0;
-    c->have_head = 0;
-    return LR_BAD;
 }
 
 /* Read one answer: its head, and its body when the body fits in the buffer. */
@@ -327,8 +334,11 @@ static int safe_value(const char *s, size_t n) {
     return 1;
 }
 
+/* Append a piece to the local array `iov` (k pieces so far); a request needing more pieces than
+ * the array holds is refused (LR_E_UNSAFE: nothing is sent) rather than written past it. */
 #define IOV(p, n)                                                                                                      \
     do {                                                                                                               \
+        if ((size_t)k >= sizeof iov / sizeof iov[0]) return bad(c, LR_E_UNSAFE, 0);                                    \
         iov[k].iov_base = (void *)(p);                                                                                 \
         iov[k].iov_len = (n);                                                                                          \
         k++;                                                                                                           \

@@ -93,7 +93,6 @@ int lr_parse_head(const char *buf, size_t len, lr_head *out) {
                 break;
             }
         }
-        out->header_count++;
         pos = (size_t)eol + 1;
     }
 }

@@ -22,7 +22,6 @@ typedef struct { long off; long len; int present; } lr_span;
 
 typedef struct {
     int status;
-    int header_count;
     long content_length;
     long error_at;
     lr_span headers[LR_H_COUNT];
