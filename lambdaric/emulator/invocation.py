@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import json
 import os
 import time
 import uuid
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Dict, FrozenSet, List, Optional, Tuple
 
 #: How much of an invoke's log goes back with ``X-Amz-Log-Type: Tail``.
 TAIL_BYTES = 4096
@@ -119,6 +120,25 @@ class ChunkChannel:
         self._room.set()
 
 
+class State(enum.Enum):
+    """Where an invocation stands with its runtime."""
+
+    QUEUED = "queued"  # offered, waiting for a /next
+    DELIVERED = "delivered"  # the runtime has it and owes an answer
+    ANSWERED = "answered"  # it answered (or exited, or failed init): later answers are 403
+    TIMEDOUT = "timedout"  # its time ran out: later answers are 410
+
+
+#: The moves an invocation may make; any other is refused (an answer after the timeout
+#: leaves it timed out).
+TRANSITIONS: Dict[State, FrozenSet[State]] = {
+    State.QUEUED: frozenset((State.DELIVERED,)),
+    State.DELIVERED: frozenset((State.ANSWERED, State.TIMEDOUT)),
+    State.ANSWERED: frozenset(),
+    State.TIMEDOUT: frozenset(),
+}
+
+
 class Invocation:
     """One event on its way from a caller to a runtime and back."""
 
@@ -152,10 +172,17 @@ class Invocation:
         self.delivered = asyncio.Event()
         self.on_delivery: Optional[Callable[["Invocation"], None]] = None
         self.log = bytearray()
-        self.state = "queued"  # queued -> delivered -> answered | timedout
+        self.state = State.QUEUED
         self.deadline_ms = 0
         self.delivered_at = 0.0
         self.finished_at = 0.0
+
+    def advance(self, to: State) -> bool:
+        """Move to ``to`` when :data:`TRANSITIONS` allows it; False (and no move) otherwise."""
+        if to not in TRANSITIONS[self.state]:
+            return False
+        self.state = to
+        return True
 
     def next_headers(self) -> List[Tuple[str, str]]:
         """Headers of the ``/next`` answer that delivers this invocation."""
