@@ -13,7 +13,11 @@ import shlex
 import signal
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .console import Console
+    from .server import Emulator
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -100,7 +104,7 @@ def child_environment(
     return env
 
 
-async def _watch(emulator, root: str, say: Callable[[bytes], None], interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+async def _watch(emulator: "Emulator", root: str, say: Callable[[bytes], None], interval: float = 0.5) -> None:
     """Poll file modification times under ``root``; recycle the runtimes on any change."""
 
     def snapshot() -> Dict[str, float]:
@@ -175,7 +179,7 @@ async def serve(args: argparse.Namespace, command: List[str]) -> int:
         await loop.run_in_executor(None, err.close)
 
 
-async def _serve(args: argparse.Namespace, command: List[str], out, err) -> int:  # type: ignore[no-untyped-def]
+async def _serve(args: argparse.Namespace, command: List[str], out: "Console", err: "Console") -> int:
     from .server import Emulator, EmulatorSettings
 
     host, port = split_listen(args.listen)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..protocol import MAX_HEAD, ProtocolError, chunk_size
 
@@ -216,7 +216,7 @@ def response_head(status: int, headers: List[Tuple[str, str]], length: Optional[
     return "".join(lines).encode("latin-1")
 
 
-async def send(writer: asyncio.StreamWriter, status: int, body: bytes = b"", headers: List[Tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+async def send(writer: asyncio.StreamWriter, status: int, body: bytes = b"", headers: Sequence[Tuple[str, str]] = ()) -> None:
     writer.write(response_head(status, list(headers), len(body)) + body)
     await writer.drain()
 

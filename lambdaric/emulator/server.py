@@ -9,33 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
-import re
 import sys
 import time
-from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
 from .. import faults, protocol
 from . import http
 from .invocation import Invocation, Outcome, report_line
+from .invoke_api import InvokeRequest, Refused, parse_invoke, route
 from .sandbox import MIN_INIT_TIMEOUT, InvalidEntrypoint, Sandbox, SandboxConfig, SandboxUnavailable
-
-_INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations\Z")
-_STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations\Z")
-
-
-class Refused(Exception):
-    """The invoke was not run: the caller gets Lambda's API error (``status``,
-    ``X-Amzn-ErrorType``), not a function error."""
-
-    def __init__(self, status: int, error_type: str, message: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.headers = list(headers)
-
 
 class TooManyRequests(Refused):
     """Every runtime is busy and the queue is full: 429, as Lambda throttles."""
@@ -230,16 +213,10 @@ class Emulator:
         await http.serve_connection(reader, writer, self._handle, protocol.MAX_PAYLOAD, _error_answer)
 
     async def _handle(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
-        match = _INVOKE.match(req.path)
-        streaming = False
-        if match is None:
-            match = _STREAM.match(req.path)
-            streaming = match is not None
-        if match is None:
-            await _error(writer, 404, "ResourceNotFoundException", "No route for %s %s" % (req.method, req.path[:200]))
-            return
-        if req.method != "POST":
-            await _error(writer, 405, "InvalidRequestContentException", "Use POST to invoke a function")
+        """One Invoke API request: checked (:mod:`.invoke_api`), then run as its type asks."""
+        where = route(req.method, req.path)
+        if isinstance(where, Refused):
+            await _refuse(writer, where)
             return
         try:
             payload = await req.body_reader.read()
@@ -247,57 +224,33 @@ class Emulator:
             body, headers = _error_answer(exc.status, str(exc))
             await http.send(writer, exc.status, body, headers + [("X-Amzn-RequestId", _request_id()), ("Connection", "close")])
             raise
-        if req.body_reader.too_large:
-            await _error(
-                writer,
-                413,
-                "RequestTooLargeException",
-                "Request must be smaller than %d bytes for the InvokeFunction operation" % protocol.MAX_PAYLOAD,
-            )
+        parsed = parse_invoke(where, req.query_params(), req.headers, req.body_reader.too_large)
+        if isinstance(parsed, Refused):
+            await _refuse(writer, parsed)
             return
-        name, name_qualifier = _function_name(match.group(1))
-        if name is None:
-            await _error(writer, 400, "InvalidParameterValueException", "Invalid function name %r" % match.group(1)[:200])
-            return
-        qualifier = req.query_params().get("Qualifier") or name_qualifier
-        if qualifier is not None and not _QUALIFIER.match(qualifier):
-            # it is echoed in X-Amz-Executed-Version: never let CR/LF or the like through
-            await _error(writer, 400, "InvalidParameterValueException", "Invalid qualifier %r" % qualifier[:200])
-            return
-        invocation_type = req.header("x-amz-invocation-type") or "RequestResponse"
-        if invocation_type not in ("RequestResponse", "Event", "DryRun") or (streaming and invocation_type == "Event"):
-            await _error(writer, 400, "InvalidParameterValueException", "Unsupported invocation type %r" % invocation_type[:50])
-            return
-        client_context = None
-        raw_context = req.header("x-amz-client-context")
-        if raw_context:
-            client_context = _decode_client_context(raw_context)
-            if client_context is None:
-                await _error(
-                    writer, 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
-                )
-                return
-        if invocation_type == "DryRun":
+        if parsed.invocation_type == "DryRun":
             await http.send(writer, 204, b"", [("X-Amzn-RequestId", _request_id())])
             return
         inv = Invocation(
             payload,
-            function_arn=self.settings.arn(name, qualifier),
+            function_arn=self.settings.arn(parsed.name, parsed.qualifier),
             timeout=self.settings.timeout,
-            client_context=client_context,
-            cognito_identity=req.header("x-amz-cognito-identity"),
-            tenant_id=req.header("x-amz-tenant-id"),
-            trace_id=req.header("x-amzn-trace-id"),
-            streaming=streaming,
+            client_context=parsed.client_context,
+            cognito_identity=parsed.cognito_identity,
+            tenant_id=parsed.tenant_id,
+            trace_id=parsed.trace_id,
+            streaming=parsed.streaming,
         )
-        tail = (req.header("x-amz-log-type") or "").lower() == "tail"
-        if invocation_type == "Event":
+        if parsed.invocation_type == "Event":
             self._in_background(self._invoke(inv), inv, say_throttled=True)
             await http.send(writer, 202, b"", [("X-Amzn-RequestId", inv.request_id)])
-            return
-        if streaming:
-            await self._respond_streaming(inv, writer, tail)
-            return
+        elif parsed.streaming:
+            await self._respond_streaming(inv, writer, parsed.tail)
+        else:
+            await self._respond(inv, parsed, writer)
+
+    async def _respond(self, inv: Invocation, parsed: InvokeRequest, writer: asyncio.StreamWriter) -> None:
+        """A RequestResponse invoke: run it, answer with its payload (or its error JSON)."""
         try:
             outcome = await self._invoke(inv)
         except Refused as exc:
@@ -306,11 +259,11 @@ class Emulator:
         headers = [
             ("Content-Type", outcome.content_type if not outcome.failed else "application/json"),
             ("X-Amzn-RequestId", inv.request_id),
-            ("X-Amz-Executed-Version", qualifier if qualifier and qualifier.isdigit() else "$LATEST"),
+            ("X-Amz-Executed-Version", parsed.executed_version),
         ]
         if outcome.failed:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
-        if tail:
+        if parsed.tail:
             headers.append(("X-Amz-Log-Result", base64.b64encode(inv.tail()).decode("ascii")))
         await http.send(writer, 200, outcome.body, headers)
 
@@ -322,9 +275,10 @@ class Emulator:
             # wait for the first chunk or the end before committing to a 200
             first = asyncio.ensure_future(inv.chunks.get())
             await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done() and isinstance(task.exception(), Refused):
+            refused = task.exception() if task.done() else None
+            if isinstance(refused, Refused):
                 first.cancel()
-                await _refuse(writer, task.exception(), inv.request_id)  # type: ignore[arg-type]
+                await _refuse(writer, refused, inv.request_id)
                 return
             # As Lambda: the body is an event stream; Content-Type is the function's stream type
             # (botocore reports it as ResponseStreamContentType).
@@ -462,39 +416,6 @@ async def _send_payload(writer: asyncio.StreamWriter, data: bytes) -> None:
         await writer.drain()
 
 
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}\Z")
-_QUALIFIER = re.compile(r"(\$LATEST|[A-Za-z0-9_-]{1,128})\Z")
-
-
-def _function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:
-    """The function name (and qualifier) from the path: a name, a partial or a full ARN,
-    URL-encoded or not. None when it is not a valid Lambda function name."""
-    from urllib.parse import unquote
-
-    text = unquote(raw)
-    parts = text.split(":")
-    if text.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
-        parts = parts[6:]
-    elif len(parts) in (3, 4) and parts[1] == "function":  # 123456789012:function:name[:qualifier]
-        parts = parts[2:]
-    if len(parts) > 2 or not _NAME.match(parts[0]) or (len(parts) == 2 and not _QUALIFIER.match(parts[1])):
-        return None, None
-    return parts[0], parts[1] if len(parts) == 2 else None
-
-
-def _decode_client_context(value: str) -> Optional[str]:
-    try:
-        text = base64.b64decode(value, validate=True).decode("utf-8")
-        obj = json.loads(text)
-        if not isinstance(obj, dict):
-            return None
-    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    # It goes to the runtime as a header value: JSON with newlines between tokens or non-Latin-1
-    # text is sent re-encoded (ASCII, one line), the same object for the handler.
-    return text if text.isascii() and text.isprintable() else json.dumps(obj)
-
-
 def _request_id() -> str:
     import uuid
 
@@ -506,7 +427,7 @@ def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (int(now * 1000) % 1000)
 
 
-def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
+def _error_answer(status: int, message: str) -> Tuple[bytes, List[Tuple[str, str]]]:
     error_type = {413: "RequestTooLargeException", 431: "RequestTooLargeException"}.get(status, "InvalidRequestContentException")
     return json.dumps({"Type": "User", "message": message}).encode(), [
         ("Content-Type", "application/json"),
@@ -514,23 +435,13 @@ def _error_answer(status: int, message: str):  # type: ignore[no-untyped-def]
     ]
 
 
-async def _refuse(writer: asyncio.StreamWriter, exc: Refused, request_id: str) -> None:
-    """Answer an invoke that was not run, under its own request id (the one its console line gives)."""
-    await _error(writer, exc.status, exc.error_type, exc.message, exc.headers, request_id)
-
-
-async def _error(
-    writer: asyncio.StreamWriter,
-    status: int,
-    error_type: str,
-    message: str,
-    extra: List[Tuple[str, str]] = (),  # type: ignore[assignment]
-    request_id: Optional[str] = None,
-) -> None:
-    """Lambda's API error shape; ``Type`` is ``Service`` for the service's own failures (5xx)."""
-    body = json.dumps({"Type": "Service" if status >= 500 else "User", "message": message}).encode()
-    headers = [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type), ("X-Amzn-RequestId", request_id or _request_id())]
-    await http.send(writer, status, body, headers + list(extra))
+async def _refuse(writer: asyncio.StreamWriter, exc: Refused, request_id: Optional[str] = None) -> None:
+    """Answer an invoke that was not run in Lambda's API error shape (``Type`` is ``Service``
+    for the service's own failures, 5xx), under its own request id (the one its console line
+    gives; a new one for a request refused before it became an invoke)."""
+    body = json.dumps({"Type": "Service" if exc.status >= 500 else "User", "message": exc.message}).encode()
+    headers = [("Content-Type", "application/json"), ("X-Amzn-ErrorType", exc.error_type), ("X-Amzn-RequestId", request_id or _request_id())]
+    await http.send(writer, exc.status, body, headers + exc.headers)
 
 
 def _stderr_notice(data: bytes) -> None:

@@ -1,0 +1,139 @@
+"""What an Invoke API request asks for, decided without sockets.
+
+:func:`route` and :func:`parse_invoke` turn a request head into an :class:`InvokeRequest` or
+the :class:`Refused` answer Lambda gives (404, 405, 413, 400), in Lambda's order of checks: the
+route and method first (before the body is read), then the body's size, the function name, the
+qualifier, the invocation type and the client context. Pure functions: unit-testable alone.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from urllib.parse import unquote
+
+from ..protocol import MAX_PAYLOAD
+
+_INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations\Z")
+_STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations\Z")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}\Z")
+_QUALIFIER = re.compile(r"(\$LATEST|[A-Za-z0-9_-]{1,128})\Z")
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+class Refused(Exception):
+    """The invoke was not run: the caller gets Lambda's API error (``status``,
+    ``X-Amzn-ErrorType``), not a function error. Returned by the parsers, raised by the
+    pool (:class:`.server.TooManyRequests`)."""
+
+    def __init__(self, status: int, error_type: str, message: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.headers = list(headers)
+
+
+class Route(NamedTuple):
+    """An invoke path: the function as written in it, and whether it is the streaming API."""
+
+    function: str
+    streaming: bool
+
+
+class InvokeRequest(NamedTuple):
+    """A valid invoke: everything of the request but its payload."""
+
+    name: str
+    qualifier: Optional[str]
+    invocation_type: str
+    streaming: bool
+    tail: bool
+    client_context: Optional[str]
+    cognito_identity: Optional[str]
+    tenant_id: Optional[str]
+    trace_id: Optional[str]
+
+    @property
+    def executed_version(self) -> str:
+        """``X-Amz-Executed-Version``: the version invoked (a number), else ``$LATEST``."""
+        return self.qualifier if self.qualifier and self.qualifier.isdigit() else "$LATEST"
+
+
+def route(method: str, path: str) -> Union[Route, Refused]:
+    """The invoke API ``path`` names, or 404 (no such path) / 405 (not a POST)."""
+    match = _INVOKE.match(path)
+    streaming = False
+    if match is None:
+        match = _STREAM.match(path)
+        streaming = match is not None
+    if match is None:
+        return Refused(404, "ResourceNotFoundException", "No route for %s %s" % (method, path[:200]))
+    if method != "POST":
+        return Refused(405, "InvalidRequestContentException", "Use POST to invoke a function")
+    return Route(match.group(1), streaming)
+
+
+def parse_invoke(where: Route, query: Mapping[str, str], headers: Mapping[str, str], too_large: bool) -> Union[InvokeRequest, Refused]:
+    """The invoke a request asks for (``headers`` lower-cased; ``too_large``: its body is over
+    the limit), or Lambda's refusal of it."""
+    if too_large:
+        return Refused(413, "RequestTooLargeException", "Request must be smaller than %d bytes for the InvokeFunction operation" % MAX_PAYLOAD)
+    name, name_qualifier = function_name(where.function)
+    if name is None:
+        return Refused(400, "InvalidParameterValueException", "Invalid function name %r" % where.function[:200])
+    qualifier = query.get("Qualifier") or name_qualifier
+    if qualifier is not None and not _QUALIFIER.match(qualifier):
+        # it is echoed in X-Amz-Executed-Version: never let CR/LF or the like through
+        return Refused(400, "InvalidParameterValueException", "Invalid qualifier %r" % qualifier[:200])
+    invocation_type = headers.get("x-amz-invocation-type") or "RequestResponse"
+    if invocation_type not in INVOCATION_TYPES or (where.streaming and invocation_type == "Event"):
+        return Refused(400, "InvalidParameterValueException", "Unsupported invocation type %r" % invocation_type[:50])
+    client_context = None
+    raw_context = headers.get("x-amz-client-context")
+    if raw_context:
+        client_context = decode_client_context(raw_context)
+        if client_context is None:
+            return Refused(400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object.")
+    return InvokeRequest(
+        name,
+        qualifier,
+        invocation_type,
+        where.streaming,
+        (headers.get("x-amz-log-type") or "").lower() == "tail",
+        client_context,
+        headers.get("x-amz-cognito-identity"),
+        headers.get("x-amz-tenant-id"),
+        headers.get("x-amzn-trace-id"),
+    )
+
+
+def function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:
+    """The function name (and qualifier) from the path: a name, a partial or a full ARN,
+    URL-encoded or not. None when it is not a valid Lambda function name."""
+    text = unquote(raw)
+    parts = text.split(":")
+    if text.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
+        parts = parts[6:]
+    elif len(parts) in (3, 4) and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+        parts = parts[2:]
+    if len(parts) > 2 or not _NAME.match(parts[0]) or (len(parts) == 2 and not _QUALIFIER.match(parts[1])):
+        return None, None
+    return parts[0], parts[1] if len(parts) == 2 else None
+
+
+def decode_client_context(value: str) -> Optional[str]:
+    """The client context to hand the runtime, or None when it is not base64 of a JSON object."""
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            return None
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    # It goes to the runtime as a header value: JSON with newlines between tokens or non-Latin-1
+    # text is sent re-encoded (ASCII, one line), the same object for the handler.
+    return text if text.isascii() and text.isprintable() else json.dumps(obj)
+
