@@ -21,7 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, List, Optional, Tuple
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+    from .emulator.eventstream import Message
 
 DEFAULT_URL = "http://127.0.0.1:8080/2015-03-31/functions/function/invocations"
 _BANNER = re.compile(r"serving .* on (http://\S+)/2015-03-31/functions/")
@@ -182,72 +187,91 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
 _PRELUDE = 12
 
 
-def _print_stream(response, out: IO[bytes]) -> Tuple[bool, Optional[str]]:  # type: ignore[no-untyped-def]
+class EventReader:
+    """The messages of an event-stream answer, decoded as its pieces arrive. Raises
+    :class:`BrokenStream` when the connection breaks or the bytes are no event stream; once
+    the stream ended, ``leftover`` counts the bytes of a last event that was cut short."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces = pieces
+        self.leftover = 0
+
+    def __iter__(self) -> Iterator["Message"]:
+        import requests
+
+        from .emulator.eventstream import EventStreamError, decode_messages
+
+        pending: List[bytes] = []  # pieces received but not decoded yet (joined once enough have come)
+        have = 0
+        need = _PRELUDE  # bytes needed before decoding is worth trying: a prelude, then the whole event
+        while True:
+            try:
+                piece = next(self.pieces)
+            except StopIteration:
+                break
+            except requests.RequestException as exc:  # the connection broke inside the body
+                raise BrokenStream("the connection broke inside the response stream: %s" % _reason(exc)) from None
+            pending.append(piece)
+            have += len(piece)
+            if have < need:
+                continue
+            try:
+                messages, rest = decode_messages(b"".join(pending))
+            except EventStreamError as exc:
+                raise BrokenStream("malformed response stream: %s" % exc) from None
+            # Join again only once the next event can be whole: joining every piece onto what came
+            # before was quadratic for a large event arriving in many small pieces.
+            pending, have = ([rest] if rest else []), len(rest)
+            need = int.from_bytes(rest[:4], "big") if len(rest) >= _PRELUDE else _PRELUDE
+            yield from messages
+        self.leftover = have
+
+
+def _print_stream(response: "requests.Response", out: IO[bytes]) -> Tuple[bool, Optional[str]]:
     """Print the PayloadChunk events of an event-stream answer as they arrive; return
     (function failed, base64 log tail) from its ``InvokeComplete``. Raises
     :class:`BrokenStream` when the stream is malformed, carries an error message, goes on
     after ``InvokeComplete`` or ends without it (with or without a partial event)."""
-    import requests
-
-    from .emulator.eventstream import EventStreamError, decode_messages
-
-    pending: list = []  # pieces received but not decoded yet (joined once enough have come)
-    have = 0
-    need = _PRELUDE  # bytes needed before decoding is worth trying: a prelude, then the whole event
-    failed = False
-    log = None
-    complete = False
-    pieces = response.iter_content(chunk_size=None)
-    while True:
-        try:
-            piece = next(pieces)
-        except StopIteration:
-            break
-        except requests.RequestException as exc:  # the connection broke inside the body
-            raise BrokenStream("the connection broke inside the response stream: %s" % _reason(exc)) from None
-        pending.append(piece)
-        have += len(piece)
-        if have < need:
-            continue
-        try:
-            messages, rest = decode_messages(b"".join(pending))
-        except EventStreamError as exc:
-            raise BrokenStream("malformed response stream: %s" % exc) from None
-        # Join again only once the next event can be whole: joining every piece onto what came
-        # before was quadratic for a large event arriving in many small pieces.
-        pending, have = ([rest] if rest else []), len(rest)
-        need = int.from_bytes(rest[:4], "big") if len(rest) >= _PRELUDE else _PRELUDE
-        for message in messages:
-            if complete:
-                raise BrokenStream("the response stream goes on after InvokeComplete")
-            kind = message.header(":message-type")
-            if kind in ("error", "exception"):  # protocol-level, as botocore raises them
-                code = message.header(":error-code") or message.header(":exception-type") or "unknown"
-                text = message.header(":error-message") or message.payload.decode("utf-8", "replace")
-                raise BrokenStream("the response stream ended with an %s: %s: %s" % (kind, code, text))  # type: ignore[str-bytes-safe]
-            event_type = message.header(":event-type")
-            if event_type == "PayloadChunk":
-                _write(out, message.payload)
-            elif event_type == "InvokeComplete":
-                complete = True
-                try:
-                    done = json.loads(message.payload or b"{}")
-                except ValueError:
-                    done = None
-                if not isinstance(done, dict):
-                    raise BrokenStream("InvokeComplete is not a JSON object: %r" % message.payload[:200])
-                log = done.get("LogResult")
-                if done.get("ErrorCode"):
-                    failed = True
-                    sys.stderr.write("lambdaric invoke: %s: %s\n" % (done.get("ErrorCode"), done.get("ErrorDetails", "")))
-    if have:
+    events = EventReader(response.iter_content(chunk_size=None))
+    done: Optional[Dict[str, Any]] = None  # the InvokeComplete object
+    for message in events:
+        if done is not None:
+            raise BrokenStream("the response stream goes on after InvokeComplete")
+        done = _print_event(message, out)
+    if events.leftover:
         raise BrokenStream(
             "the response stream ended inside an event (%d bytes of it received%s): the output may be incomplete"
-            % (have, "" if complete else ", and no InvokeComplete")
+            % (events.leftover, "" if done is not None else ", and no InvokeComplete")
         )
-    if not complete:
+    if done is None:
         raise BrokenStream("the response stream ended without InvokeComplete: the output may be incomplete and the outcome is unknown")
-    return failed, log
+    return bool(done.get("ErrorCode")), done.get("LogResult")
+
+
+def _print_event(message: "Message", out: IO[bytes]) -> Optional[Dict[str, Any]]:
+    """Print one event: a PayloadChunk's bytes on ``out``, an InvokeComplete's error on stderr.
+    Returns the InvokeComplete object (None for any other event); raises :class:`BrokenStream`
+    for an error message or an InvokeComplete that is no JSON object."""
+    kind = message.header(":message-type")
+    if kind in ("error", "exception"):  # protocol-level, as botocore raises them
+        code = str(message.header(":error-code") or message.header(":exception-type") or "unknown")
+        text = str(message.header(":error-message") or message.payload.decode("utf-8", "replace"))
+        raise BrokenStream("the response stream ended with an %s: %s: %s" % (kind, code, text))
+    event_type = message.header(":event-type")
+    if event_type == "PayloadChunk":
+        _write(out, message.payload)
+        return None
+    if event_type != "InvokeComplete":
+        return None
+    try:
+        done = json.loads(message.payload or b"{}")
+    except ValueError:
+        done = None
+    if not isinstance(done, dict):
+        raise BrokenStream("InvokeComplete is not a JSON object: %r" % message.payload[:200])
+    if done.get("ErrorCode"):
+        sys.stderr.write("lambdaric invoke: %s: %s\n" % (done.get("ErrorCode"), done.get("ErrorDetails", "")))
+    return done
 
 
 def _reason(exc: BaseException) -> str:
