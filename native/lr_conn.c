@@ -14,6 +14,60 @@
  *
  * Safety: every index is checked against `cap`; nothing is allocated; malformed input
  * gives LR_BAD with a reason (LR_E_*), never a crash.
+ *
+ * The rules this file keeps (fuzz_lr_conn.c checks those marked [F] after every call):
+ *
+ * Memory. The caller owns everything: the lr_conn (allocated zeroed), the receive buffer
+ * `buf` of `cap` bytes (lr_init refuses cap < 2 * LR_MAX_HEAD), `common`, the pieces given to
+ * lr_post / lr_send_* (read during the call only), and `dst` of lr_read_body / lr_pull. Nothing
+ * here allocates or frees, and there is no mutable static state: calls on different lr_conns
+ * are independent.
+ *
+ * The buffer. [F] 0 <= start <= end <= cap after every call. buf[start:end] are the received
+ * bytes not handed out yet; they always begin where the last answer (or the part of a body
+ * already handed out) ended. When a call hands out the last of them (LR_DONE, lr_read_body,
+ * lr_pull) start and end go back to 0 (`drained`), so the next answer is received at the front.
+ * While a head is read (phase 1, have_head 0) it begins at `start`, and buf[start:end] holds at
+ * most LR_MAX_HEAD bytes each time fill() is called (lr_parse_head answers 0, "more", only
+ * then); so when end reaches cap, start >= cap - LR_MAX_HEAD > 0 and moving the unread bytes
+ * to the front makes room (fill's refusal cannot happen). Once the head is in (have_head 1):
+ * head_at == start is where it begins, head_len its length, and head_len + body_len <= cap -
+ * head_at (the unread bytes are moved to the front first when that makes it true), so fill()
+ * is never called with end == cap while have_head is set.
+ *
+ * Phases. phase 0: no request in flight; lr_next / lr_post send theirs (after LR_WAIT: the
+ * rest of it, `sent` bytes having gone out; the caller passes the same arguments again).
+ * phase 1: the request went out (begin_answer), its answer is awaited; lr_next / lr_post /
+ * lr_answer only read. end_exchange() is the one way back to 0: when a head is in and its body
+ * is left to lr_read_body / lr_pull (start is then the body's first byte), when a whole answer
+ * is in (LR_DONE), and on LR_BAD. LR_WAIT keeps everything for the next call. After LR_CLOSED,
+ * LR_OS or LR_STALLED the connection is done for: the caller closes it, and lr_reset or lr_init
+ * clears the state (clear_state).
+ *
+ * Return codes, and what each guarantees about the fields:
+ *   LR_DONE       lr_next / lr_post / lr_answer: the whole answer is in: status, keep_alive,
+ *                 values / values_len and head_len are its; [F] its body is buf[body_off :
+ *                 body_off + body_len] (body_off = head_at + head_len, within cap), valid until
+ *                 the next receive; phase 0. lr_read_body: dst holds len bytes, got is 0 again.
+ *                 lr_send_*: every byte went out, sent is 0 again. lr_unread: the bytes are in
+ *                 front of start.
+ *   LR_BODY_*     the head is in (status, keep_alive, values, head_len as for LR_DONE); the body
+ *                 begins at start; phase 0. LR_BODY_LARGE: body_len bytes follow, got is 0.
+ *                 LR_BODY_TO_CLOSE: keep_alive is 0.
+ *   LR_WAIT       nothing is lost: progress stays in sent, start/end, have_head and got.
+ *   LR_CLOSED     the peer closed: a receive got 0 bytes (`partial`: part of an answer or body
+ *                 was in; lr_pull leaves it as it was; err untouched), or a call failed with
+ *                 EPIPE or ECONNRESET in phase 0 (a send, or lr_read_body's / lr_pull's receive:
+ *                 err holds which, partial whether unread bytes or a head were in).
+ *   LR_OS         [F] err holds the errno (never EINTR or EAGAIN, those are LR_WAIT);
+ *                 EPIPE / ECONNRESET in phase 1 (an answer awaited) also set partial as above.
+ *   LR_BAD        [F] perr holds the LR_E_* and error_at where (an offset in the head, 0 when
+ *                 there is none); the exchange is over (phase 0, have_head 0) and start is where
+ *                 the refused head begins (native.py re-parses buf[start:end] for the message).
+ *   LR_STALLED    [F] err is ETIMEDOUT and partial is 1: answer_ms passed since the first byte
+ *                 of the awaited answer (answer_end: 0 until that byte, set by stalled()).
+ * Results are never cleared between calls (lr_init clears them): read a field only after a
+ * return code that promises it. [F] values_len < LR_VALUES_SIZE, with 8 NULs between 9 values.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,11 +97,23 @@
  * size fails the compile instead. */
 typedef char lr_values_cover_a_head[LR_VALUES_SIZE > LR_MAX_HEAD + LR_H_CONTENT_TYPE ? 1 : -1];
 
+/* The exchange is over (its head is in, or it was refused): the next lr_next / lr_post sends.
+ * `next`: where the bytes not handed out yet begin. */
+static void end_exchange(lr_conn *c, size_t next) {
+    c->start = next;
+    c->have_head = 0;
+    c->phase = 0;
+}
+
+/* Every received byte was handed out: receive at the front of the buffer again. */
+static void drained(lr_conn *c) {
+    if (c->start == c->end) c->start = c->end = 0;
+}
+
 /* Forget the exchange in progress (a new or closed connection); results stay readable. */
 static void clear_state(lr_conn *c) {
-    c->start = c->end = 0;
-    c->phase = 0;
-    c->have_head = 0;
+    c->end = 0;
+    end_exchange(c, 0);
     c->sent = 0;
     c->got = 0;
 }
@@ -171,8 +237,7 @@ static int send_iov(lr_conn *c, struct iovec *iov, int n) {
 static int bad(lr_conn *c, int why, long at) {
     c->perr = why;
     c->error_at = at;
-    c->phase = 0;
-    c->have_head = 0;
+    end_exchange(c, c->start);
     return LR_BAD;
 }
 
@@ -248,18 +313,14 @@ static int read_answer(lr_conn *c) {
             c->keep_alive = !span_has(c->buf + c->start, &h.headers[LR_H_CONNECTION], "close", 1);
             take_values(c, c->buf + c->start, &h);
             if (span_has(c->buf + c->start, &h.headers[LR_H_TRANSFER_ENCODING], "chunked", 0)) {
-                c->start += c->head_len;
-                c->have_head = 0;
-                c->phase = 0;
+                end_exchange(c, c->start + c->head_len);
                 return LR_BODY_CHUNKED;
             }
             r = lr_content_length(c->buf + c->start, &h, &length);
             if (r < 0) return bad(c, LR_E_LENGTH, h.headers[LR_H_CONTENT_LENGTH].off);
             if (r == 0) {
                 if (h.status >= 200 && h.status != 204 && h.status != 304) {
-                    c->start += c->head_len;
-                    c->have_head = 0;
-                    c->phase = 0;
+                    end_exchange(c, c->start + c->head_len);
                     c->keep_alive = 0;
                     return LR_BODY_TO_CLOSE;
                 }
@@ -274,9 +335,7 @@ static int read_answer(lr_conn *c) {
                     c->end -= c->start;
                     c->start = c->head_at = 0;
                 } else {
-                    c->start += c->head_len; /* body bytes begin here; lr_read_body takes them */
-                    c->have_head = 0;
-                    c->phase = 0;
+                    end_exchange(c, c->start + c->head_len); /* lr_read_body takes the body from here */
                     c->got = 0;
                     return LR_BODY_LARGE;
                 }
@@ -284,10 +343,8 @@ static int read_answer(lr_conn *c) {
         }
         if (c->end - c->head_at >= c->head_len + c->body_len) {
             c->body_off = c->head_at + c->head_len;
-            c->start = c->body_off + c->body_len;
-            if (c->start == c->end) c->start = c->end = 0;
-            c->have_head = 0;
-            c->phase = 0;
+            end_exchange(c, c->body_off + c->body_len);
+            drained(c);
             return LR_DONE;
         }
         {
@@ -403,7 +460,7 @@ int lr_read_body(lr_conn *c, char *dst, size_t len) {
             memcpy(dst + c->got, c->buf + c->start, take);
             c->start += take;
             c->got += take;
-            if (c->start == c->end) c->start = c->end = 0;
+            drained(c);
             continue;
         }
         r = recv(c->fd, dst + c->got, len - c->got, 0);
@@ -426,7 +483,7 @@ long lr_pull(lr_conn *c, char *dst, size_t len) {
         size_t take = buffered < len ? buffered : len;
         memcpy(dst, c->buf + c->start, take);
         c->start += take;
-        if (c->start == c->end) c->start = c->end = 0;
+        drained(c);
         return (long)take;
     }
     r = recv(c->fd, dst, len, 0);
