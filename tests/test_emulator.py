@@ -244,8 +244,10 @@ def test_watch_restarts_on_change(tmp_path):
     with RunningEmulator({}, args=["--watch"], cwd=str(tmp_path)) as emu:
         client = emu.client()
         assert invoke(client, {})[1] == b'"v1"'
-        time.sleep(1.1)  # mtime granularity
-        (tmp_path / "app.py").write_text("def handler(e, c):\n    return 'v2'\n")
+        app = tmp_path / "app.py"
+        mtime = app.stat().st_mtime
+        app.write_text("def handler(e, c):\n    return 'v2'\n")
+        os.utime(app, (mtime + 2, mtime + 2))  # a new mtime at once, whatever the file system's granularity
         deadline = time.monotonic() + 10
         body = b""
         while time.monotonic() < deadline:
@@ -292,7 +294,7 @@ conn = http.client.HTTPConnection(API)
 conn.request("GET", "/2018-06-01/runtime/invocation/next")
 resp = conn.getresponse(); resp.read()
 rid = resp.getheader("Lambda-Runtime-Aws-Request-Id")
-time.sleep(1.6)  # past the 1 s timeout
+time.sleep(1.0)  # past the 0.5 s timeout
 conn = http.client.HTTPConnection(API)
 conn.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, b'"late"')
 late = conn.getresponse()
@@ -304,7 +306,7 @@ time.sleep(30)
 
 def test_late_answer_after_timeout_is_410(tmp_path):
     out = tmp_path / "late.json"
-    args = ["--command", "%s late.py" % __import__("sys").executable, "--max-concurrency", "2", "--timeout", "1"]
+    args = ["--command", "%s late.py" % __import__("sys").executable, "--max-concurrency", "2", "--timeout", "0.5"]
     with RunningEmulator({"late.py": LATE}, handler=None, args=args, env={"PROBE_OUT": str(out)}) as emu:
         answer, body = invoke(emu.client(), {})
         assert json.loads(body)["errorType"] == "Sandbox.Timedout"

@@ -175,3 +175,16 @@ def test_large_event_in_many_small_pieces(scripted, tmp_path):
     out = lambdaric_invoke([STREAM_URL % scripted.port, "{}", "--stream"], str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout == payload
+
+
+def test_event_reader_yields_whole_events_however_cut_and_counts_a_cut_last_one():
+    """The reading half of the streamed answer alone: events split across pieces arrive whole,
+    in order; the bytes of an event the stream ended inside are left over (printing says so)."""
+    from lambdaric.invoke import EventReader
+
+    data = payload_chunk(b"a") + payload_chunk(b"bc" * 100) + invoke_complete()
+    tail = payload_chunk(b"cut")[:7]
+    reader = EventReader(iter([data[i : i + 3] for i in range(0, len(data), 3)] + [tail]))
+    messages = list(reader)
+    assert [m.header(":event-type") for m in messages] == ["PayloadChunk", "PayloadChunk", "InvokeComplete"]
+    assert messages[1].payload == b"bc" * 100 and reader.leftover == 7
