@@ -87,7 +87,7 @@ def musl_python() -> pathlib.Path:
 def _copy_checkout(dest: pathlib.Path) -> None:
     """What ``pip install`` needs from this checkout, without build products (e.g. the host's
     glibc ``_native*.so``) and without writing into the shared working tree."""
-    for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
+    for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "LICENSE"):
         shutil.copy2(REPO / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", "fuzz*", "*.sh")
     shutil.copytree(REPO / "lambdaric", dest / "lambdaric", ignore=ignore)
@@ -258,21 +258,17 @@ SUITE_REQUIREMENTS = ("pytest", "requests")
 
 @pytest.fixture(scope="module")
 def musl_wheel_site(musl_python, tmp_path_factory):
-    """lambdaric installed by the musl interpreter's own pip, by name, from a folder holding the whole
-    release set (the sdist, the manylinux and the musllinux wheels): ``(site, pip's log)``."""
+    """lambdaric installed by the musl interpreter's own pip, by name, from the release set's simple
+    index (``file://``; the sdist, the manylinux and the musllinux wheels): ``(site, pip's log, wheel)``."""
     import roots
 
     release = roots.release_set()
-    base = tmp_path_factory.mktemp("musl-wheel")
-    folder, site = base / "set", base / "site"
-    folder.mkdir()
-    for key, path in release.items():
-        if key != "dir":
-            shutil.copy2(path, folder / path.name)
+    site = tmp_path_factory.mktemp("musl-wheel") / "site"
+    index = (release["dir"] / "simple").as_uri()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAMBDARIC_", "CC", "CFLAGS", "LDFLAGS"))}
     proc = subprocess.run(
-        [str(musl_python), "-m", "pip", "install", "-v", "--no-index", "--no-deps", "--no-cache-dir",
-         "--disable-pip-version-check", "--find-links", str(folder), "--target", str(site), "lambdaric"],
+        [str(musl_python), "-m", "pip", "install", "-v", "--no-deps", "--no-cache-dir",
+         "--disable-pip-version-check", "--index-url", index, "--target", str(site), "lambdaric"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=300, stdin=subprocess.DEVNULL,
     )
     log = proc.stdout.decode("utf-8", "replace")

@@ -3,8 +3,8 @@
 mount namespace: :func:`roots.binfmt_argv`), with Debian's python3 and the test suite's dependencies
 and no compiler.
 
-pip in the root installs ``lambdaric`` by name from a folder holding the whole release set and must
-take the manylinux2014_aarch64 wheel; then, under qemu, this repository's own tests run inside the
+pip in the root installs ``lambdaric`` by name from the release set's simple index (``file://``, the
+sdist and all four wheels) and must take the manylinux2014_aarch64 wheel; then, under qemu, this repository's own tests run inside the
 root against that install: the protocol suite (tests/test_runtime_wire.py) on both transports,
 the emulator's boto3 round trip and the codec's differential tests on their hand corpus (not the
 hypothesis ones: minutes under qemu; nor those against awslambdaric, which is not in the root). The arm64 root is cached like the other roots (keyed by its
@@ -90,10 +90,10 @@ def arm64(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arm64Root]:
     print("\narm64 root: %.1f s (%s)" % (time.monotonic() - started, lower.name))
     state = tmp_path_factory.mktemp("arm64")
     overlay = OverlayRoot(lower, state, roots.roots_dir() / ("pip-cache-debian-%s-arm64" % SUITE))
-    folder = "/tmp/release-%s" % uuid.uuid4().hex
-    for key, path in release.items():
-        if key != "dir":
-            overlay.put("%s/%s" % (folder, path.name), path.read_bytes())
+    folder = "/tmp/release-%s" % uuid.uuid4().hex  # the whole set and its simple index (simple/)
+    for path in release["dir"].rglob("*"):
+        if path.is_file():
+            overlay.put("%s/%s" % (folder, path.relative_to(release["dir"])), path.read_bytes())
     # the tests and what they read, without lambdaric's sources: lambdaric comes from the wheel
     for path in sorted((roots.REPO / "tests").iterdir()):
         if path.is_file() and path.suffix in (".py", ".c", ".json"):
@@ -101,8 +101,9 @@ def arm64(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arm64Root]:
     overlay.put(SUITE_DIR + "/pyproject.toml", (roots.REPO / "pyproject.toml").read_bytes())
     root = Arm64Root(overlay)
     started = time.monotonic()
-    done = root.run(["python3", "-m", "pip", "install", "-v", "--no-deps", "--no-index", "--disable-pip-version-check",
-                     "--root-user-action=ignore", "--find-links", folder, "--target", TARGET, "lambdaric"], 900, _env())
+    done = root.run(["python3", "-m", "pip", "install", "-v", "--no-deps", "--disable-pip-version-check",
+                     "--root-user-action=ignore", "--index-url", "file://%s/simple" % folder, "--target", TARGET,
+                     "lambdaric"], 900, _env())
     print("pip install under qemu: %.1f s" % (time.monotonic() - started))
     assert done.returncode == 0, done.stdout[-4000:]
     wheel = release["manylinux2014_aarch64"]
