@@ -52,6 +52,9 @@
  *   - what each return code promises (the top of lr_conn.c): LR_BAD always with a reason
  *     (perr, an LR_E_*) and error_at, and the exchange over; LR_OS with err; LR_STALLED with
  *     err ETIMEDOUT and partial;
+ *   - the head parse resumed across receives (lr_parse_head_resume) holds, at every LR_WAIT
+ *     while a head is awaited, what lr_parse_head of the received bytes gives, an LR_BAD has
+ *     the reason and place lr_parse_head gives, and the parse is fresh whenever phase is 0;
  *   - lr_unread always takes back the bytes pulled past a chunked body (this harness found it
  *     refusing them while other bytes were still buffered, which lost the next answer's head).
  *
@@ -196,6 +199,39 @@ static void check_state(ctx *x) {
         p = z + 1;
     }
     CHECK(c->values_len == 0 || nuls == LR_H_CONTENT_TYPE);
+    if (c->phase == 0) CHECK(c->scan.line == 0 && c->scan.scanned == 0); /* each head parsed anew */
+}
+
+static int same_head(const lr_head *a, const lr_head *b) {
+    int i;
+    if (a->status != b->status || a->content_length != b->content_length || a->error_at != b->error_at) return 0;
+    for (i = 0; i < LR_H_COUNT; i++) {
+        const lr_span *p = &a->headers[i], *q = &b->headers[i];
+        if (p->present != q->present || p->off != q->off || p->len != q->len) return 0;
+    }
+    return 1;
+}
+
+/* The parse resumed across receives holds what parsing the received bytes whole gives. */
+static void check_scan(ctx *x) {
+    lr_conn *c = x->c;
+    lr_head h;
+    CHECK(lr_parse_head(c->buf + c->start, c->end - c->start, &h) == 0);
+    CHECK(same_head(&h, &c->scan.head));
+}
+
+/* An answer refused with LR_BAD: for the reason lr_parse_head gives for the bytes received
+ * (the resumed parse refuses what the whole parse refuses, at the same line), or for its
+ * Content-Length once its head was complete. */
+static void check_refused(ctx *x) {
+    lr_conn *c = x->c;
+    lr_head h;
+    int n = lr_parse_head(c->buf + c->start, c->end - c->start, &h);
+    if (c->perr == LR_E_LENGTH || c->perr == LR_E_BODY_LIMIT) {
+        CHECK(n > 0);
+    } else {
+        CHECK(n == -c->perr && h.error_at == c->error_at);
+    }
 }
 
 /* Value i of the NUL-joined values block, split as native.py splits it (bounded by values_len,
@@ -261,6 +297,7 @@ static void check_rc(ctx *x, long rc) {
         CHECK(c->phase == 0 && !c->have_head);
     }
     if (rc == LR_OS) CHECK(c->err != 0);
+    if (rc == LR_WAIT && c->phase == 1 && !c->have_head) check_scan(x); /* waiting for more of a head */
     if (rc == LR_STALLED) CHECK(c->err == ETIMEDOUT && c->partial);
 }
 
@@ -628,6 +665,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 CHECK(c->perr >= LR_E_STATUS && c->perr <= LR_E_BODY_LIMIT);
                 CHECK(c->error_at >= 0 && c->error_at <= LR_MAX_HEAD);
                 CHECK(position(&x) == begin);
+                check_refused(&x);
             }
             break;
         }
@@ -662,7 +700,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (rc < 0) {
                 if (rc == LR_STALLED) check_stalled(&x);
                 CHECK(rc == LR_CLOSED || rc == LR_OS || rc == LR_BAD || rc == LR_STALLED);
-                if (rc == LR_BAD) CHECK(position(&x) == begin);
+                if (rc == LR_BAD) {
+                    CHECK(position(&x) == begin);
+                    check_refused(&x);
+                }
                 break;
             }
             check_head(&x, rc, begin);

@@ -28,12 +28,21 @@
  * already handed out) ended. When a call hands out the last of them (LR_DONE, lr_read_body,
  * lr_pull) start and end go back to 0 (`drained`), so the next answer is received at the front.
  * While a head is read (phase 1, have_head 0) it begins at `start`, and buf[start:end] holds at
- * most LR_MAX_HEAD bytes each time fill() is called (lr_parse_head answers 0, "more", only
+ * most LR_MAX_HEAD bytes each time fill() is called (the parser answers 0, "more", only
  * then); so when end reaches cap, start >= cap - LR_MAX_HEAD > 0 and moving the unread bytes
  * to the front makes room (fill's refusal cannot happen). Once the head is in (have_head 1):
  * head_at == start is where it begins, head_len its length, and head_len + body_len <= cap -
  * head_at (the unread bytes are moved to the front first when that makes it true), so fill()
  * is never called with end == cap while have_head is set.
+ *
+ * The head parse. `scan` (lr_parse_head_resume) holds how far the head at buf[start:end] was
+ * parsed: its offsets count from start, so moving the unread bytes to the front keeps it
+ * right, and each receive looks only at the bytes it brought and the lines they complete (a
+ * head received in n pieces costs about one parse, not n: work linear in the head's length).
+ * A line ends at its '\n' alone, so a CR LF split between receives needs no care. [F] It is
+ * fresh (line = scanned = 0) whenever phase is 0: end_exchange resets it, so every answer's
+ * head is parsed from its own first byte; [F] what it holds after a receive is what
+ * lr_parse_head of buf[start:end] gives (and so is an LR_BAD's reason).
  *
  * Phases. phase 0: no request in flight; lr_next / lr_post send theirs (after LR_WAIT: the
  * rest of it, `sent` bytes having gone out; the caller passes the same arguments again).
@@ -103,6 +112,7 @@ static void end_exchange(lr_conn *c, size_t next) {
     c->start = next;
     c->have_head = 0;
     c->phase = 0;
+    c->scan.line = c->scan.scanned = 0; /* the next answer's head is parsed anew */
 }
 
 /* Every received byte was handed out: receive at the front of the buffer again. */
@@ -294,14 +304,14 @@ static void take_values(lr_conn *c, const char *head, const lr_head *h) {
 
 /* Read one answer: its head, and its body when the body fits in the buffer. */
 static int read_answer(lr_conn *c) {
-    lr_head h;
+    const lr_head *h = &c->scan.head;
     for (;;) {
-        if (!c->have_head) {
-            int n = lr_parse_head(c->buf + c->start, c->end - c->start, &h);
+        if (!c->have_head) { /* (resumed where the last receive's parse stopped) */
+            int n = lr_parse_head_resume(c->buf + c->start, c->end - c->start, &c->scan);
             long long length = -1;
             size_t need;
             int r;
-            if (n < 0) return bad(c, -n, h.error_at);
+            if (n < 0) return bad(c, -n, h->error_at);
             if (n == 0) {
                 if ((r = fill(c)) != LR_DONE) return r;
                 continue;
@@ -309,17 +319,17 @@ static int read_answer(lr_conn *c) {
             c->have_head = 1;
             c->head_at = c->start;
             c->head_len = (size_t)n;
-            c->status = h.status;
-            c->keep_alive = !span_has(c->buf + c->start, &h.headers[LR_H_CONNECTION], "close", 1);
-            take_values(c, c->buf + c->start, &h);
-            if (span_has(c->buf + c->start, &h.headers[LR_H_TRANSFER_ENCODING], "chunked", 0)) {
+            c->status = h->status;
+            c->keep_alive = !span_has(c->buf + c->start, &h->headers[LR_H_CONNECTION], "close", 1);
+            take_values(c, c->buf + c->start, h);
+            if (span_has(c->buf + c->start, &h->headers[LR_H_TRANSFER_ENCODING], "chunked", 0)) {
                 end_exchange(c, c->start + c->head_len);
                 return LR_BODY_CHUNKED;
             }
-            r = lr_content_length(c->buf + c->start, &h, &length);
-            if (r < 0) return bad(c, LR_E_LENGTH, h.headers[LR_H_CONTENT_LENGTH].off);
+            r = lr_content_length(c->buf + c->start, h, &length);
+            if (r < 0) return bad(c, LR_E_LENGTH, h->headers[LR_H_CONTENT_LENGTH].off);
             if (r == 0) {
-                if (h.status >= 200 && h.status != 204 && h.status != 304) {
+                if (h->status >= 200 && h->status != 204 && h->status != 304) {
                     end_exchange(c, c->start + c->head_len);
                     c->keep_alive = 0;
                     return LR_BODY_TO_CLOSE;

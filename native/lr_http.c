@@ -6,7 +6,11 @@
  * (offset, length) pairs into `buf`, so Python slices them without building a dict of
  * everything. Every decision about what a status or header means stays in Python.
  *
- * Return value of lr_parse_head:
+ * lr_parse_head_resume parses the same way in pieces: it keeps the lines parsed so far and
+ * how far the search for the next '\n' went, so each byte is looked at about once however
+ * the head was cut.
+ *
+ * Return value of lr_parse_head (and of lr_parse_head_resume):
  *   > 0  length of the head including the blank line (CRLF CRLF or LF LF)
  *     0  incomplete: more bytes are needed
  *   < 0  malformed: -LR_E_* (out->error_at holds the offset of the offending line)
@@ -32,37 +36,48 @@ static const char *const KNOWN[LR_H_COUNT] = {
     "content-length",                 "transfer-encoding",               "connection",
 };
 
-/* Find the end of the line starting at `pos`: index of '\n', or -1 when not in buf. */
-static long line_end(const char *buf, size_t len, size_t pos) {
-    const char *nl = memchr(buf + pos, '\n', len - pos);
-    return nl ? (long)(nl - buf) : -1;
+/* The end of the line that begins at `line`: the index of its '\n', or -1 when it is not in
+ * buf[:len]. *scanned: buf[line:*scanned] is known to hold none (the search starts there, and
+ * ends with *scanned = len when it finds none). */
+static long line_end(const char *buf, size_t len, size_t line, size_t *scanned) {
+    size_t from = *scanned > line ? *scanned : line;
+    const char *nl = from < len ? memchr(buf + from, '\n', len - from) : NULL;
+    if (!nl) {
+        *scanned = len > from ? len : from;
+        return -1;
+    }
+    return (long)(nl - buf);
 }
 
-int lr_parse_head(const char *buf, size_t len, lr_head *out) {
-    size_t pos = 0;
+/* Parse the lines of the head from *line on (the status line when *line is 0), adding their
+ * headers to `out`; *line and *scanned keep where it stopped for the next call with more bytes.
+ * A line is judged only once its '\n' is in, from its own bytes alone, so parsing a head in
+ * pieces gives what parsing it whole gives (the split can fall anywhere, inside a CR LF too:
+ * only the '\n' ends a line). */
+static int parse(const char *buf, size_t len, lr_head *out, size_t *line, size_t *scanned) {
+    size_t pos = *line;
     long eol;
     size_t i, stop;
-    memset(out, 0, sizeof *out);
-    out->content_length = -1;
     if (len > LR_MAX_HEAD) len = LR_MAX_HEAD + 1; /* look no further than the limit */
 
-    /* status line: HTTP/1.x SP 3DIGIT [SP reason] */
-    eol = line_end(buf, len, 0);
-    if (eol < 0) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
-    stop = (size_t)eol;
-    if (stop > 0 && buf[stop - 1] == '\r') stop--;
-    if (stop < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') return -LR_E_STATUS;
-    for (i = 9; i < 12; i++)
-        if (buf[i] < '0' || buf[i] > '9') return -LR_E_STATUS;
-    if (stop > 12 && buf[12] != ' ') return -LR_E_STATUS;
-    out->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    pos = (size_t)eol + 1;
+    if (pos == 0) { /* status line: HTTP/1.x SP 3DIGIT [SP reason] */
+        eol = line_end(buf, len, 0, scanned);
+        if (eol < 0) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
+        stop = (size_t)eol;
+        if (stop > 0 && buf[stop - 1] == '\r') stop--;
+        if (stop < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') return -LR_E_STATUS;
+        for (i = 9; i < 12; i++)
+            if (buf[i] < '0' || buf[i] > '9') return -LR_E_STATUS;
+        if (stop > 12 && buf[12] != ' ') return -LR_E_STATUS;
+        out->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+        pos = *line = (size_t)eol + 1;
+    }
 
     for (;;) {
         size_t start = pos, colon, vstart, vend;
         int h;
         if (pos >= len) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
-        eol = line_end(buf, len, pos);
+        eol = line_end(buf, len, pos, scanned);
         if (eol < 0) return len > LR_MAX_HEAD ? -LR_E_TOO_LARGE : 0;
         stop = (size_t)eol;
         if (stop > start && buf[stop - 1] == '\r') stop--;
@@ -93,8 +108,24 @@ int lr_parse_head(const char *buf, size_t len, lr_head *out) {
                 break;
             }
         }
-        pos = (size_t)eol + 1;
+        pos = *line = (size_t)eol + 1;
     }
+}
+
+static void parse_begin(lr_head *out) {
+    memset(out, 0, sizeof *out);
+    out->content_length = -1;
+}
+
+int lr_parse_head(const char *buf, size_t len, lr_head *out) {
+    size_t line = 0, scanned = 0;
+    parse_begin(out);
+    return parse(buf, len, out, &line, &scanned);
+}
+
+int lr_parse_head_resume(const char *buf, size_t len, lr_scan *scan) {
+    if (scan->line == 0 && scan->scanned == 0) parse_begin(&scan->head);
+    return parse(buf, len, &scan->head, &scan->line, &scan->scanned);
 }
 
 int lr_content_length(const char *buf, const lr_head *head, long long *value) {

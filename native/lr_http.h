@@ -28,6 +28,19 @@ typedef struct {
 } lr_head;
 
 int lr_parse_head(const char *buf, size_t len, lr_head *out);
+
+/* A head parse that resumes where it stopped, as more bytes of the same answer arrive (lr_conn
+ * keeps one per answer, so a head received in many pieces is parsed once, not once per piece).
+ * line = scanned = 0 starts a new parse; lr_parse_head_resume(buf, len, scan) then answers what
+ * lr_parse_head(buf, len, &scan->head) answers, on every call, as long as buf's first bytes are
+ * those of the earlier calls and len never shrinks; after a non-zero answer, start anew. */
+typedef struct {
+    lr_head head;   /* the lines parsed so far */
+    size_t line;    /* where the first line not parsed yet begins (0: the status line) */
+    size_t scanned; /* buf[line:scanned] holds no '\n' (searched already) */
+} lr_scan;
+
+int lr_parse_head_resume(const char *buf, size_t len, lr_scan *scan);
 int lr_content_length(const char *buf, const lr_head *head, long long *value);
 
 /* ---- the connection (lr_conn.c) ---------------------------------------------------------- */
@@ -66,6 +79,7 @@ typedef struct {
     size_t sent;         /* bytes of the current request already sent */
     size_t head_at, head_len;
     size_t got;          /* bytes of a large body already read */
+    lr_scan scan;        /* the head being parsed at buf[start:end] (phase 1; reset with the exchange) */
     long long limit;
     char length_line[48];
     int answer_ms;       /* bound on an answer once its first byte is in (0: none); the caller sets it */
