@@ -53,7 +53,7 @@ def apigw_v2() -> bytes:
 def dynamodb_batch(target: int = 100_000) -> bytes:
     """A DynamoDB stream batch of about ``target`` bytes."""
     records = []
-    i = 0
+    i = size = 0
     while True:
         records.append(
             {
@@ -81,9 +81,10 @@ def dynamodb_batch(target: int = 100_000) -> bytes:
             }
         )
         i += 1
-        data = json.dumps({"Records": records}).encode()
-        if len(data) >= target:
-            return data
+        # (the document's size counted record by record: dumping the whole batch each time is quadratic)
+        size += len(json.dumps(records[-1])) + (2 if len(records) > 1 else 0)
+        if size + len('{"Records": []}') >= target:
+            return json.dumps({"Records": records}).encode()
 
 
 def blob(size: int) -> bytes:
@@ -92,3 +93,55 @@ def blob(size: int) -> bytes:
     count = max((size - 2) // (len(item) + 2), 1)
     data = ("[" + ", ".join([item] * count) + "]").encode()
     return data
+
+
+def _order(i: int) -> dict:
+    return {"orderId": "o-%08d" % i, "customer": {"id": "c-%05d" % (i % 997), "name": "Customer %d" % i,
+                                                  "email": "customer%d@example.com" % i},
+            "items": [{"sku": "SKU-%04d" % ((i + k) % 5000), "qty": k + 1, "price": 9.99 + k} for k in range(3)],
+            "total": 59.94, "currency": "EUR", "status": "PAID", "notes": "deliver after 5 pm, ring twice"}
+
+
+def sqs_batch(records: int = 10, body_size: int = 100_000) -> bytes:
+    """An SQS batch of ``records`` messages whose bodies are JSON documents of about ``body_size``
+    bytes (as text in the "body" string, so full of escaped quotes)."""
+    out = []
+    for r in range(records):
+        orders, i, size = [], r * 1000, len('{"orders": []}')
+        while size < body_size:
+            orders.append(_order(i))
+            size += len(json.dumps(orders[-1])) + (2 if len(orders) > 1 else 0)
+            i += 1
+        text = json.dumps({"orders": orders})
+        out.append({
+            "messageId": "059f36b4-87a3-44ab-83d2-661975830a%02d" % r,
+            "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a/%02d..." % r,
+            "body": text,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183",
+                           "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1545082649185"},
+            "messageAttributes": {},
+            "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:orders",
+            "awsRegion": "eu-west-1",
+        })
+    return json.dumps({"Records": out}).encode()
+
+
+def kinesis_batch(records: int = 100) -> bytes:
+    """A Kinesis batch of ``records`` records, each an order of about 1 KB as base64 data."""
+    import base64
+
+    out = []
+    for i in range(records):
+        data = base64.b64encode(json.dumps(_order(i)).encode() * 2).decode()
+        out.append({
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "pk-%d" % (i % 16),
+                        "sequenceNumber": "49590338271490256608559692538361571095921575989136588%03d" % i,
+                        "data": data, "approximateArrivalTimestamp": 1545084650.987 + i},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0",
+            "eventID": "shardId-000000000006:49590338271490256608559692538361571095921575989136588%03d" % i,
+            "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion": "eu-west-1", "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
+        })
+    return json.dumps({"Records": out}).encode()

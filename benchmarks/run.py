@@ -4,8 +4,11 @@
     python -m benchmarks --quick    # CI: the API Gateway workload and cold start, guarded ratios
 
 Runtimes: lambdaric (each transport available), awslambdaric (from PyPI, in this interpreter
-or a venv the benchmark makes), the C floor (a minimal C client doing the same loop) and,
-for cold start, a bare interpreter that only opens the socket and sends the request.
+or a venv the benchmark makes), two reference loops (benchmarks/minimal_loop.py: a minimal
+pure-Python runtime loop over http.client with the stdlib's json, and the same with orjson,
+a benchmark-only dependency: skipped, saying so, when it is not installed), the C floor (a
+minimal C client doing the same loop) and, for cold start, a bare interpreter that only opens
+the socket and sends the request.
 Rounds alternate the runtimes so that machine noise hits all of them alike; figures are
 medians over rounds. Guards compare ratios measured in the same run, never absolute times.
 """
@@ -40,9 +43,26 @@ WORKLOADS = {
     "ddb-100KB-echo": (events.dynamodb_batch, "handlers.echo", "echo"),
     "1MB-echo": (lambda: events.blob(1 << 20), "handlers.echo", "echo"),
     "5MB-echo": (lambda: events.blob(5 << 20), "handlers.echo", "echo"),
+    # batches (issue 16): the handler answers {"batchItemFailures": []}
+    "sqs-10x100KB": (events.sqs_batch, "handlers.batch", "fixed"),
+    "kinesis-100": (events.kinesis_batch, "handlers.batch", "fixed"),
+    "ddb-stream-1MB": (lambda: events.dynamodb_batch(1_000_000), "handlers.batch", "fixed"),
     "error": (lambda: b"{}", "handlers.error", "error"),
 }
 GUARD_WORKLOAD = "apigw-1.7KB"
+#: the workloads of --quick: the small event and the ~100 KB echo (the codec's guard)
+QUICK_WORKLOADS = (GUARD_WORKLOAD, "ddb-100KB-echo")
+#: the reference loops (benchmarks/minimal_loop.py)
+ORJSON_LOOP = "python-orjson-loop"
+JSON_LOOP = "python-json-loop"
+_event_cache: Dict[str, bytes] = {}
+
+
+def event_of(workload: str) -> bytes:
+    """The workload's event bytes (made once per run)."""
+    if workload not in _event_cache:
+        _event_cache[workload] = WORKLOADS[workload][0]()
+    return _event_cache[workload]
 #: guarded ratios for --quick: (name, limit)
 GUARDS = (
     # the pure-Python transport is the fallback where the native module cannot be built:
@@ -55,6 +75,17 @@ GUARDS = (
     # trips if the native transport stops paying for itself
     ("cpu per invoke, lambdaric-native / lambdaric Python transport (%s)" % GUARD_WORKLOAD, 1.05),
 )
+#: guards against the reference loops and the codec (issue 16): (name, workload, runtime, reference, limit).
+#: Measured on this 2-core VM (2026-12-02, full runs and --quick): ~100 KB echo 1.21-1.30x the orjson
+#: loop and 0.24-0.26x awslambdaric; API Gateway 1.9x the orjson loop (the runtime's own work per
+#: invoke: context, headers, logging; the codec is 3.6 us of it); limits leave room for the noise.
+CODEC_GUARDS = (
+    ("cpu per invoke, lambdaric-native / orjson loop (ddb-100KB-echo)", "ddb-100KB-echo", "lambdaric-native", ORJSON_LOOP, 1.6),
+    ("cpu per invoke, lambdaric-native / awslambdaric (ddb-100KB-echo)", "ddb-100KB-echo", "lambdaric-native", "awslambdaric", 0.4),
+    ("cpu per invoke, lambdaric-native / orjson loop (%s)" % GUARD_WORKLOAD, GUARD_WORKLOAD, "lambdaric-native", ORJSON_LOOP, 2.5),
+)
+#: cold start of the default runtime over a bare interpreter (measured 1.03-1.10x)
+COLD_GUARD = ("cold start, lambdaric-native / bare interpreter", 1.25)
 
 
 # --------------------------------------------------------------------------- building
@@ -126,6 +157,13 @@ def runtimes(with_native: bool = True) -> Tuple[List[Runtime], List[str], Option
         found.append(Runtime("awslambdaric", lambda h, m, p=official: [p, "-m", "awslambdaric", h], note="awslambdaric " + version))
     else:
         skipped.append("awslambdaric: " + version)
+    loop = os.path.join(HERE, "minimal_loop.py")
+    found.append(Runtime(JSON_LOOP, lambda h, m: [sys.executable, loop, h, "json"], note="minimal loop, stdlib json"))
+    probe = subprocess.run([sys.executable, "-c", "import orjson"], env=bench_env(), capture_output=True)
+    if probe.returncode == 0:
+        found.append(Runtime(ORJSON_LOOP, lambda h, m: [sys.executable, loop, h, "orjson"], note="minimal loop, orjson"))
+    else:
+        skipped.append("%s: orjson is not installed (pip install orjson: a benchmark-only dependency)" % ORJSON_LOOP)
     floor = build_c("floor")
     found.append(Runtime("c-floor", lambda h, m: [floor, m], note="minimal C client"))
     return found, skipped, official
@@ -204,7 +242,7 @@ class Stub:
 def measure_loop(rt: Runtime, workload: str, stub: str, warmup: int, count: int, strace: bool = False) -> Dict[str, float]:
     factory, handler, floor_mode = WORKLOADS[workload]
     with tempfile.TemporaryDirectory(prefix="lambdaric-bench-") as tmp:
-        s = Stub(stub, factory(), warmup, count, tmp)
+        s = Stub(stub, event_of(workload), warmup, count, tmp)
         env = dict(bench_env(), AWS_LAMBDA_RUNTIME_API=s.address, **rt.env_extra)
         child = subprocess.Popen(rt.argv_for(handler, floor_mode), cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         tracer = None
@@ -336,22 +374,23 @@ def write_results(report: dict, plot: bool) -> List[str]:
     lines = ["# Benchmark results", "", "Machine: %s" % report["machine"], "Date: %s" % report["date"], ""]
     lines += ["Skipped: " + "; ".join(report["skipped"]), ""] if report["skipped"] else []
     lines += ["## Invoke loop (medians over %d alternating rounds; %d invokes each)" % (report["rounds"], report["count"]), ""]
-    lines += ["| workload | runtime | CPU us/invoke | wall p50 us | wall p99 us | invokes/s | idle RSS MB | peak RSS MB | syscalls/invoke | CPU vs awslambdaric | CPU vs lambdaric (Python transport) | CPU vs C floor | wall p50 vs C floor |"]
-    lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| workload | runtime | CPU us/invoke | wall p50 us | wall p99 us | invokes/s | idle RSS MB | peak RSS MB | syscalls/invoke | CPU vs awslambdaric | CPU vs orjson loop | CPU vs lambdaric (Python transport) | CPU vs C floor | wall p50 vs C floor |"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for workload, per in report["loop"].items():
         ref = per.get("awslambdaric", {}).get("cpu_us")
+        fast = per.get(ORJSON_LOOP, {}).get("cpu_us")
         floor = per.get("c-floor", {}).get("cpu_us")
         floor_p50 = per.get("c-floor", {}).get("p50_us")
         own = per.get("lambdaric", {}).get("cpu_us")
         for name, r in per.items():
             lines.append(
-                "| %s | %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s |"
+                "| %s | %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s | %s |"
                 % (workload, name, r["cpu_us"], r["p50_us"], r["p99_us"], r["per_s"], r["idle_rss_mb"], r["peak_rss_mb"],
-                   "%.1f" % r["syscalls"] if "syscalls" in r else "-", ratio(r["cpu_us"], ref), ratio(r["cpu_us"], own),
-                   ratio(r["cpu_us"], floor), ratio(r["p50_us"], floor_p50))
+                   "%.1f" % r["syscalls"] if "syscalls" in r else "-", ratio(r["cpu_us"], ref), ratio(r["cpu_us"], fast),
+                   ratio(r["cpu_us"], own), ratio(r["cpu_us"], floor), ratio(r["p50_us"], floor_p50))
             )
         stub_cost = max(r["stub_cpu_us"] for r in per.values())
-        lines.append("| %s | (stub) | %.1f | | | | | | | | | | |" % (workload, stub_cost))
+        lines.append("| %s | (stub) | %.1f | | | | | | | | | | | |" % (workload, stub_cost))
     lines += ["", "## Cold start: spawn to first GET /next (median of %d)" % report["cold_runs"], "", "| runtime | ms | vs awslambdaric | vs bare interpreter |", "|---|---|---|---|"]
     cold = report["cold_start_ms"]
     for name, ms in cold.items():
@@ -380,14 +419,22 @@ def write_results(report: dict, plot: bool) -> List[str]:
 
 
 def _plot(report: dict) -> None:
-    import matplotlib
+    # (benchmarks/ is on sys.path for events and handlers, and its packaging.py would shadow the
+    # packaging distribution matplotlib imports)
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    finally:
+        sys.path[:] = saved
 
     workloads = list(report["loop"])
-    names = sorted({n for per in report["loop"].values() for n in per}, key=["lambdaric-native", "lambdaric", "awslambdaric", "c-floor"].index)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    order = ["lambdaric-native", "lambdaric", "awslambdaric", JSON_LOOP, ORJSON_LOOP, "c-floor"]
+    names = sorted({n for per in report["loop"].values() for n in per}, key=order.index)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.2))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         cpu = [report["loop"][w].get(name, {}).get("cpu_us", 0) for w in workloads]
@@ -401,7 +448,7 @@ def _plot(report: dict) -> None:
         ax.set_yscale("log")
         ax.set_title(title)
         ax.legend(fontsize=8)
-    fig.suptitle("lambdaric vs awslambdaric vs a C floor (%s)" % report["date"])
+    fig.suptitle("lambdaric vs awslambdaric, minimal Python loops (json, orjson) and a C floor (%s)" % report["date"])
     fig.tight_layout()
     fig.savefig(os.path.join(RESULTS, "results.png"), dpi=110)
 
@@ -411,7 +458,7 @@ def _plot(report: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="CI mode: API Gateway workload and cold start only, guards enforced")
+    p.add_argument("--quick", action="store_true", help="CI mode: the API Gateway and 100 KB echo workloads and cold start, guards enforced")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--count", type=int, default=None, help="timed invokes per measurement")
     p.add_argument("--cold-runs", type=int, default=None, help="cold-start samples per runtime (default 15, 25 with --quick)")
@@ -423,7 +470,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rounds = args.rounds or (7 if args.quick else 3)  # quick: 7 rounds steady the medians on a noisy VM
     args.cold_runs = args.cold_runs or (25 if args.quick else 15)
     count = args.count or (2000 if args.quick else 4000)
-    workloads = args.workloads.split(",") if args.workloads else ([GUARD_WORKLOAD] if args.quick else list(WORKLOADS))
+    workloads = args.workloads.split(",") if args.workloads else (list(QUICK_WORKLOADS) if args.quick else list(WORKLOADS))
     stub = build_c("stub")
     found, skipped, official = runtimes()
     print("runtimes: %s" % ", ".join("%s (%s)" % (r.name, r.note) if r.note else r.name for r in found))
@@ -431,7 +478,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("skipped: " + s)
     # warm byte-code caches so cold start measures what a built image has
     for rt in found:
-        if rt.name != "c-floor":
+        if rt.name in ("lambdaric", "lambdaric-native", "awslambdaric"):
             subprocess.run(rt.argv_for("handlers.empty", "fixed")[:-1] + ["--version"], env=bench_env(), capture_output=True)
     subprocess.run([sys.executable, "-c", "import lambdaric.bootstrap, lambdaric.transport.python, handlers"], cwd=HERE, env=bench_env())
     subprocess.run([sys.executable, "-c", "import lambdaric.transport.native"], cwd=HERE, env=bench_env(), capture_output=True)
@@ -441,8 +488,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for rnd in range(rounds):
         order = found[rnd % len(found):] + found[: rnd % len(found)]
         for workload in workloads:
-            big = workload.startswith(("1MB", "5MB"))
-            n = max(count // (40 if workload.startswith("5MB") else 8 if big else 1), 50)
+            size = len(event_of(workload))
+            n = max(count // (40 if size > (4 << 20) else 8 if size > (512 << 10) else 2 if size > (64 << 10) else 1), 50)
             for rt in order:
                 r = measure_loop(rt, workload, stub, max(n // 10, 20), n)
                 loop[workload].setdefault(rt.name, []).append(r)
@@ -455,12 +502,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.strace and shutil.which("strace"):
         # stdout write() syscalls for one invoke that calls print() 100 times
         for rt in found:
-            if rt.name != "c-floor":
+            if rt.name in ("lambdaric", "lambdaric-native", "awslambdaric"):
                 prints[rt.name] = measure_print_writes(rt, stub)
     if args.strace and shutil.which("strace"):
         # a separate pass: strace slows what it traces, so its runs never count for timings
         for workload in workloads:
-            n = 200 if not workload.startswith(("1MB", "5MB")) else 20
+            n = 200 if len(event_of(workload)) < (512 << 10) else 20
             for rt in found:
                 summary[workload][rt.name]["syscalls"] = measure_loop(rt, workload, stub, 20, n, strace=True)["syscalls"]
     cold: Dict[str, float] = {}
@@ -495,6 +542,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             if other in ref:
                 value = ref["lambdaric-native"]["cpu_us"] / ref[other]["cpu_us"]
                 guards[name] = (value, limit, value < limit)
+    for name, workload, ours, other, limit in CODEC_GUARDS:
+        per = summary.get(workload, {})
+        if ours in per and other in per:
+            value = per[ours]["cpu_us"] / per[other]["cpu_us"]
+            guards[name] = (value, limit, value < limit)
+    if "lambdaric-native" in cold and "bare-python" in cold:
+        value = cold["lambdaric-native"] / cold["bare-python"]
+        guards[COLD_GUARD[0]] = (value, COLD_GUARD[1], value < COLD_GUARD[1])
     report = {
         "machine": "%s, %d cores, %s, Python %s" % (platform.platform(), os.cpu_count() or 0, platform.processor() or platform.machine(), platform.python_version()),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
