@@ -13,7 +13,6 @@ packages and architecture); a machine without it builds it once (minutes, under 
 from __future__ import annotations
 
 import os
-import pathlib
 import shutil
 import time
 import uuid

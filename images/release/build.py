@@ -46,7 +46,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -226,7 +226,7 @@ def rewrite_wheel(path: pathlib.Path, epoch: int, libc: str, arch: str) -> None:
     stamp = time.gmtime(max(epoch, 315532800))[:6]  # zip cannot hold times before 1980
     with zipfile.ZipFile(str(path), "w", zipfile.ZIP_DEFLATED) as out:
         for name in names + [record_name]:
-            info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+            info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             mode = 0o755 if name.endswith(".so") else 0o644
             info.external_attr = (0o100000 | mode) << 16
@@ -283,7 +283,7 @@ def limited_api_names() -> set:
     return declared(LIMITED_API) | (LATER_STABLE & declared(newest))
 
 
-def elf_facts(path: pathlib.Path) -> Dict[str, object]:
+def elf_facts(path: pathlib.Path) -> Dict[str, Any]:
     header = run(["readelf", "-h", str(path)])
     dynamic = run(["readelf", "-d", str(path)])
     syms = run(["readelf", "-W", "--dyn-syms", str(path)])
@@ -300,7 +300,7 @@ def elf_facts(path: pathlib.Path) -> Dict[str, object]:
     }
 
 
-def check_wheel(wheel: pathlib.Path, plat: str) -> Dict[str, object]:
+def check_wheel(wheel: pathlib.Path, plat: str) -> Dict[str, Any]:
     """Every check of one wheel; returns its facts (raises RuntimeError on the first failure)."""
     _, machine, libc = TARGETS[plat]
     problems: List[str] = []
@@ -312,7 +312,8 @@ def check_wheel(wheel: pathlib.Path, plat: str) -> Dict[str, object]:
         problems.append("auditwheel show: %s" % shown.strip())
     if "following external shared libraries are required" in shown:
         problems.append("auditwheel show: external libraries: %s" % shown.strip())
-    facts: Dict[str, object] = {"size": wheel.stat().st_size, "modules": {}}
+    modules: Dict[str, Any] = {}
+    facts: Dict[str, Any] = {"size": wheel.stat().st_size, "modules": modules}
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(str(wheel)) as whl:
         names = whl.namelist()
         for module in MODULES:
@@ -322,15 +323,15 @@ def check_wheel(wheel: pathlib.Path, plat: str) -> Dict[str, object]:
             so = pathlib.Path(tmp) / os.path.basename(module)
             so.write_bytes(whl.read(module))
             elf = elf_facts(so)
-            facts["modules"][module] = {"size": so.stat().st_size, "needed": elf["needed"]}  # type: ignore[index]
+            modules[module] = {"size": so.stat().st_size, "needed": elf["needed"]}
             if elf["machine"] != machine:
                 problems.append("%s: machine %s, not %s" % (module, elf["machine"], machine))
             if elf["runpath"]:
                 problems.append("%s: RPATH/RUNPATH %s" % (module, elf["runpath"]))
-            stray = set(elf["needed"]) - ALLOWED_NEEDED[libc]  # type: ignore[arg-type]
+            stray = set(elf["needed"]) - ALLOWED_NEEDED[libc]
             if stray or not elf["needed"]:
                 problems.append("%s: needs %s" % (module, elf["needed"]))
-            for symbol in elf["undefined"]:  # type: ignore[union-attr]
+            for symbol in elf["undefined"]:
                 name, _, version = symbol.partition("@")
                 if name.startswith(("Py", "_Py")):
                     if name not in limited_api_names():
@@ -357,7 +358,7 @@ def write_index(out: pathlib.Path, files: Sequence[pathlib.Path]) -> None:
 
 
 def build_set(snapshot: pathlib.Path, out: pathlib.Path, plats: Sequence[str], epoch: int,
-              zig_cache: pathlib.Path) -> Dict[str, object]:
+              zig_cache: pathlib.Path) -> Dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("lambdaric-*")) + [out / "SHA256SUMS"]:
         if old.is_file():
