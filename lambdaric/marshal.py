@@ -26,14 +26,14 @@ from .protocol import CT_BYTES, CT_JSON, is_json_content_type
 __all__ = ["MARSHAL_ERROR", "UNMARSHAL_ERROR", "describe", "dumps", "dumps_ascii", "loads", "parse_event", "to_response"]
 
 try:
-    from . import _codec as _loaded  # (ModuleNotFoundError: No module named 'lambdaric._codec')
+    from ._codec import NOT_MINE as _NOT_MINE  # (ModuleNotFoundError: No module named 'lambdaric._codec')
+    from . import _codec as _loaded
 except Exception as exc:  # not built (no compiler), or does not load
     _codec: "Any" = None  # the extension module (it has no stubs), or None
     CODEC_ERROR = "%s: %s" % (type(exc).__name__, exc)  # type: Optional[str]
 else:
     CODEC_ERROR = None
     _codec = _loaded
-    _NOT_MINE = _codec.NOT_MINE
     _c_encode = _codec.encode
     _c_encode_str = _codec.encode_str
     _c_encode_ascii = _codec.encode_ascii
