@@ -1,9 +1,10 @@
 """The emulator's Invoke API checks and its invocation state machine, without sockets."""
+import asyncio
 import base64
 
 import pytest
 
-from lambdaric.emulator.invocation import TRANSITIONS, State
+from lambdaric.emulator.invocation import TRANSITIONS, Invocation, State
 from lambdaric.emulator.invoke_api import InvokeRequest, Refused, Route, function_name, parse_invoke, route
 
 PATH = "/2015-03-31/functions/%s/invocations"
@@ -65,3 +66,11 @@ def test_invocation_states_only_move_forward():
     assert TRANSITIONS[State.QUEUED] == {State.DELIVERED}
     assert TRANSITIONS[State.DELIVERED] == {State.ANSWERED, State.TIMEDOUT}
     assert not TRANSITIONS[State.ANSWERED] and not TRANSITIONS[State.TIMEDOUT]  # an answer after a timeout stays a timeout
+
+
+def test_an_answer_after_the_timeout_leaves_it_timed_out():
+    async def moves():
+        inv = Invocation(b"{}", function_arn="arn", timeout=1.0)
+        return [inv.advance(State.ANSWERED), inv.advance(State.DELIVERED), inv.advance(State.TIMEDOUT), inv.advance(State.ANSWERED), inv.state]
+
+    assert asyncio.run(moves()) == [False, True, True, False, State.TIMEDOUT]

@@ -395,8 +395,8 @@ def _init_timeout_reason(waited: float, init_timeout: float, timeout: float) -> 
     timeout lengthens it, as Lambda runs a timed-out init again within the first invoke)."""
     text = (
         "lambdaric: the runtime did not ask for an invoke (GET /next) within %.2f s of starting: "
-        "Runtime.InitTimeout, runtime stopped. Init may take %g s (--init-timeout, LAMBDARIC_INIT_TIMEOUT) "
-        "or the function timeout when longer, as on Lambda" % (waited, init_timeout)
+        "%s, runtime stopped. Init may take %g s (--init-timeout, LAMBDARIC_INIT_TIMEOUT) "
+        "or the function timeout when longer, as on Lambda" % (waited, faults.INIT_TIMEOUT, init_timeout)
     )
     if timeout < init_timeout:
         text += "; --timeout %g does not shorten it" % timeout
