@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runtime_api import Event, Reply, RuntimeAPI, RunResult, run_runtime as _run_runtime  # noqa: E402
-from peers import awslambdaric_peer, rie  # noqa: E402,F401  (real peers: fixtures that skip with the reason)
+from peers import awslambdaric_peer, missing_peer, rie  # noqa: E402,F401  (real peers: fixtures that skip with the reason)
 
 __all__ = ["Event", "Reply", "RuntimeAPI", "RunResult"]
 
@@ -92,5 +92,5 @@ def run_runtime(tmp_path, lambdaric_env):
 def awslambdaric_cmd() -> List[str]:
     """The official client as a command (black-box comparisons); skips when it is not installed."""
     if importlib.util.find_spec("awslambdaric") is None:
-        pytest.skip("awslambdaric is not installed")
+        missing_peer("awslambdaric is not installed (pip install awslambdaric)")
     return [sys.executable, "-m", "awslambdaric"]

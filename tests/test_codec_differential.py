@@ -16,6 +16,8 @@ import os
 import sys
 
 import pytest
+
+from peers import peer_module
 import simplejson
 
 from lambdaric import marshal
@@ -382,8 +384,7 @@ def test_any_event_body_identical(body, data):
 
 def _official(value):
     """awslambdaric's to_json in its UTF-8 mode (it reads AWS_EXECUTION_ENV per call)."""
-    module = pytest.importorskip("awslambdaric.lambda_runtime_marshaller",
-                                 reason="awslambdaric is not installed (pip install awslambdaric)")
+    module = peer_module("awslambdaric.lambda_runtime_marshaller", "pip install awslambdaric")
     old = os.environ.get("AWS_EXECUTION_ENV")
     os.environ["AWS_EXECUTION_ENV"] = "AWS_Lambda_python3.13"
     try:

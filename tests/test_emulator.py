@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import RunningEmulator, children_of
 
-boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+boto3 = peer_module("boto3", "pip install boto3")
 from botocore.exceptions import ClientError  # noqa: E402
 
 APP = {
@@ -259,7 +261,7 @@ def test_watch_restarts_on_change(tmp_path):
 
 
 def test_awslambdaric_behind_our_emulator():
-    pytest.importorskip("awslambdaric", reason="awslambdaric is not installed")
+    peer_module("awslambdaric", "pip install awslambdaric")
     import sys
 
     with RunningEmulator(APP, handler=None, args=["--command", "%s -m awslambdaric app.handler" % sys.executable]) as emu:

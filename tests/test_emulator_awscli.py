@@ -25,6 +25,8 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import pytest
 
+from peers import missing_peer
+
 from emulator_harness import RunningEmulator
 
 CLI_TIMEOUT = 60.0  # seconds, per CLI run (a run takes well under a second here)
@@ -104,7 +106,7 @@ def cli(tmp_path_factory):
     env = _cli_env(tmp)
     found, reason = _find_cli(env)
     if found is None:
-        pytest.skip(reason)
+        missing_peer(reason)
     return found, env
 
 

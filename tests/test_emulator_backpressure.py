@@ -23,9 +23,11 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 
-pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+peer_module("boto3", "pip install boto3")
 from botocore.eventstream import EventStreamBuffer  # noqa: E402
 
 PATH = "/2015-03-31/functions/function/invocations"

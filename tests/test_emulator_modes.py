@@ -5,10 +5,12 @@ import sys
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import RunningEmulator, invoke_concurrently
 
-pytest.importorskip("boto3", reason="boto3 is not installed")
-pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (the runtime these modes are tested with)")
+peer_module("boto3", "pip install boto3")
+peer_module("awslambdaric", "pip install awslambdaric")
 
 OFFICIAL = "%s -m awslambdaric app.handler" % sys.executable
 

@@ -6,9 +6,11 @@ import time
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import RunningEmulator
 
-pytest.importorskip("boto3", reason="boto3 is not installed")
+peer_module("boto3", "pip install boto3")
 
 PROBE = r'''
 import http.client, json, os, socket, time

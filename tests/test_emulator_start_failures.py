@@ -30,6 +30,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import RunningEmulator
 
 PATH = "/2015-03-31/functions/function/invocations"
@@ -115,7 +117,7 @@ def test_runtime_that_cannot_start_gets_lambdas_error(case):
 def test_missing_bootstrap_through_boto3_and_a_stream():
     """boto3 gets a function error (it used to retry a dropped connection and report
     ConnectionClosedError); a response stream gets an InvokeComplete with the error."""
-    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+    boto3 = peer_module("boto3", "pip install boto3")
     from botocore.config import Config
 
     with RunningEmulator({}, handler=None, args=["--command", "./no-such-bootstrap"]) as emu:

@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 
-pytest.importorskip("boto3", reason="boto3 is not installed")
+peer_module("boto3", "pip install boto3")
 
 # A runtime that streams: three chunks 0.4 s apart, then (for "fail") error trailers; for
 # "big", one single HTTP chunk of BIG_SIZE bytes of a pattern that shows order (4-byte counter).

@@ -17,14 +17,16 @@ import zlib
 from typing import List, Sequence
 
 import pytest
+
+from peers import peer_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lambdaric.emulator.eventstream import EventStreamError, decode_messages, encode_message, invoke_complete, payload_chunk
 from scripted_http import LoopbackServer, http_answer
 
-boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
-botocore_eventstream = pytest.importorskip("botocore.eventstream")
+boto3 = peer_module("boto3", "pip install boto3")
+botocore_eventstream = peer_module("botocore.eventstream", "pip install boto3")
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError, EventStreamError as BotocoreEventStreamError  # noqa: E402
 from botocore.session import get_session  # noqa: E402

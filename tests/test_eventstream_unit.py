@@ -3,6 +3,8 @@ import struct
 import zlib
 
 import pytest
+
+from peers import peer_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +19,7 @@ from lambdaric.emulator.eventstream import (
     payload_chunks,
 )
 
-botocore_eventstream = pytest.importorskip("botocore.eventstream", reason="botocore is not installed")
+botocore_eventstream = peer_module("botocore.eventstream", "pip install boto3")
 
 header_values = st.one_of(st.text(max_size=30), st.binary(max_size=30), st.booleans(), st.integers(-(2**31), 2**31 - 1))
 headers = st.lists(st.tuples(st.text(min_size=1, max_size=20).filter(lambda n: len(n.encode()) < 256), header_values), max_size=5)

@@ -8,10 +8,12 @@ import os
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 from lambdaric import events
 
-pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+peer_module("boto3", "pip install boto3")
 pytest.importorskip("fastapi", reason="fastapi is not installed (pip install fastapi mangum)")
 pytest.importorskip("mangum", reason="mangum is not installed (pip install mangum)")
 

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 
 from lambdaric import events
@@ -22,7 +24,7 @@ from lambdaric import events
 INSTALL = "pip install 'aws-lambda-powertools[parser,tracer]>=3' (or pip install -e '.[examples]')"
 pytest.importorskip("aws_lambda_powertools", reason="Powertools is not installed: " + INSTALL)
 pytest.importorskip("aws_xray_sdk", reason="Powertools' Tracer needs aws-xray-sdk: " + INSTALL)
-pytest.importorskip("boto3", reason="boto3 is not installed (pip install -e '.[test]')")
+peer_module("boto3", "pip install boto3")
 
 EXAMPLE = os.path.join(REPO, "examples", "powertools")
 ENV = {"POWERTOOLS_SERVICE_NAME": "greeter", "POWERTOOLS_TRACE_DISABLED": "1"}

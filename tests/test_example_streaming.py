@@ -10,10 +10,12 @@ import time
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 from lambdaric import events
 
-pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+peer_module("boto3", "pip install boto3")
 
 EXAMPLE = os.path.join(REPO, "examples", "streaming")
 TOKEN_DELAY = 0.1

@@ -14,10 +14,12 @@ import urllib.parse
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import REPO, RunningEmulator
 from lambdaric import events
 
-boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install boto3)")
+boto3 = peer_module("boto3", "pip install boto3")
 moto_server = pytest.importorskip("moto.server", reason='moto is not installed (pip install "moto[server]")')
 if tuple(int(x) for x in boto3.__version__.split(".")[:2]) < (1, 28):
     pytest.skip("boto3 %s does not read AWS_ENDPOINT_URL_S3 (pip install 'boto3>=1.28')" % boto3.__version__, allow_module_level=True)

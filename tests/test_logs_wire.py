@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+from peers import peer_module
+
 from runtime_api import Event, run_runtime as run_raw
 
 TS_TEXT = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -88,7 +90,7 @@ def run(tmp_path, lambdaric_env, env=None, telemetry=False, official=False, even
 
 
 def official_or_skip():
-    pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (pip install awslambdaric)")
+    peer_module("awslambdaric", "pip install awslambdaric")
 
 
 # --------------------------------------------------------------------------- golden

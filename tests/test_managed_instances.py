@@ -20,6 +20,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from peers import peer_module
+
 from emulator_harness import CapturedProcess, RunningEmulator, group_members, invoke_concurrently
 from runtime_api import STATE_403, Event, Reply, RuntimeAPI, _stop_process, runtime_env, write_files
 
@@ -379,7 +381,7 @@ def test_log_socket_gets_each_workers_stdout_and_stderr(lambdaric_env, tmp_path)
 
 @pytest.mark.parametrize("mode,handler", MODES)
 def test_emulator_managed_instances(lambdaric_env, mode, handler):
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     env = dict(lambdaric_env, LAMBDARIC_CONCURRENCY_MODE=mode)
     with RunningEmulator({"app.py": SLEEPER}, handler=handler, args=["--max-concurrency", "4"], env=env) as emu:
         client = emu.client()
@@ -401,7 +403,7 @@ def test_emulator_managed_instances(lambdaric_env, mode, handler):
 
 
 def test_emulator_worker_killed_then_replaced(lambdaric_env):
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     files = {"app.py": SLEEPER + "\ndef killer(event, context):\n    if event.get('kill'):\n        os.kill(os.getpid(), 9)\n    return handler(event, context)\n"}
     with RunningEmulator(files, handler="app.killer", args=["--max-concurrency", "2"], env=dict(lambdaric_env)) as emu:
         client = emu.client()

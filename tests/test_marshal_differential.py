@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from peers import peer_module
+
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -25,7 +27,7 @@ class _Official:
     as given, since it picks its encoder from that variable."""
 
     def __init__(self, execution_env):
-        pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (pip install awslambdaric)")
+        peer_module("awslambdaric", "pip install awslambdaric")
         self.module = importlib.import_module("awslambdaric.lambda_runtime_marshaller")
         self.execution_env = execution_env
 
@@ -129,7 +131,7 @@ json_texts = st.one_of(
 @given(json_texts)
 def test_event_parsing_matches_official(body):
     """Events are parsed as the official client parses them: same value or same error."""
-    pytest.importorskip("awslambdaric", reason="awslambdaric is not installed (pip install awslambdaric)")
+    peer_module("awslambdaric", "pip install awslambdaric")
     from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller
 
     def outcome(fn):

@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from peers import peer_module
+
 from runtime_api import Event, Reply, RuntimeAPI, run_runtime as run_any, runtime_env
 
 SNAP = {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
@@ -459,7 +461,7 @@ def test_same_requests_order_and_exit_as_the_official_client(tmp_path, lambdaric
 def test_emulator_snapstart_mode_with_lambdaric_as_the_runtime(tmp_path, lambdaric_env):
     """``python -m lambdaric --snapstart``: the child lambdaric runs the hooks in order,
     is restored by the emulator's /restore/next, and serves the invoke."""
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     from emulator_harness import RunningEmulator
 
     order_file = tmp_path / "order.txt"
@@ -475,7 +477,7 @@ def test_emulator_snapstart_mode_with_lambdaric_as_the_runtime(tmp_path, lambdar
 
 def test_emulator_snapstart_after_restore_failure(tmp_path, lambdaric_env):
     """An after-restore failure reaches the caller as the function's error."""
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     from emulator_harness import RunningEmulator
 
     app = "import lambdaric\n@lambdaric.register_after_restore\ndef broken():\n    raise KeyError('gone')\ndef handler(e, c):\n    return 1\n"

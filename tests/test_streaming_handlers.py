@@ -16,7 +16,7 @@ import time
 import pytest
 
 import lambdaric
-from peers import rie, start_rie  # noqa: F401  (rie: fixture)
+from peers import peer_module, rie, start_rie  # noqa: F401  (rie: fixture)
 from runtime_api import Event, Reply, RuntimeAPI
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -403,7 +403,7 @@ def test_a_stream_refuses_writes_after_its_invoke(run_runtime):
 
 
 def test_boto3_gets_the_first_chunk_before_the_handler_ends():
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     from emulator_harness import RunningEmulator
 
     with RunningEmulator({"app.py": APP}, handler="app.slow") as emu:
@@ -422,7 +422,7 @@ def test_boto3_gets_the_first_chunk_before_the_handler_ends():
 
 
 def test_boto3_sees_a_mid_stream_error():
-    pytest.importorskip("boto3", reason="boto3 is not installed")
+    peer_module("boto3", "pip install boto3")
     from emulator_harness import RunningEmulator
 
     with RunningEmulator({"app.py": APP}, handler="app.fails_mid_stream") as emu:
