@@ -234,7 +234,10 @@ def test_extension_register_and_event_next_exact_bytes(run_runtime):
 def test_extension_registered_when_asked_or_when_on_shutdown_is_used(run_runtime, uses_on_shutdown, setting,
                                                                      registered):
     app = "import lambdaric\nlambdaric.on_shutdown(print)\n" if uses_on_shutdown else ""
-    app += "import sys\ndef handler(event, context):\n    return 'lambdaric.shutdown' in sys.modules\n"
+    # (the handler gives the extension's own thread time to send its event/next, which the
+    # runtime's answers do not wait for: under load it could come after the run was over)
+    app += ("import sys, time\ndef handler(event, context):\n    time.sleep(0.3 if %r else 0)\n"
+            "    return 'lambdaric.shutdown' in sys.modules\n" % registered)
     env = {"LAMBDARIC_SIGTERM_EXTENSION": setting}
     result = run_runtime({"app.py": app}, "app.handler", [Event(request_id="r1")], env=env,
                          expect_posts=2 if registered else 1)
