@@ -140,7 +140,11 @@ def _write(out: IO[bytes], data: bytes) -> None:
 
 
 def run(args: argparse.Namespace, out: IO[bytes]) -> int:
-    import requests
+    try:
+        import requests
+    except ImportError as exc:  # an image installed without it (the runtime never needs it)
+        sys.stderr.write("lambdaric invoke needs requests (pip install requests): %s\n" % exc)
+        return 2
 
     if args.sample:
         from .events import text

@@ -188,3 +188,15 @@ def test_event_reader_yields_whole_events_however_cut_and_counts_a_cut_last_one(
     messages = list(reader)
     assert [m.header(":event-type") for m in messages] == ["PayloadChunk", "PayloadChunk", "InvokeComplete"]
     assert messages[1].payload == b"bc" * 100 and reader.leftover == 7
+
+
+def test_invoke_without_requests_says_what_to_install(tmp_path):
+    """An image installed with --no-deps has no requests: the runtime never needs it, and
+    ``lambdaric invoke`` says so in one line instead of a traceback."""
+    (tmp_path / "requests").mkdir()
+    (tmp_path / "requests" / "__init__.py").write_text("raise ImportError('No module named requests')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    out = subprocess.run([sys.executable, "-m", "lambdaric", "invoke", "http://127.0.0.1:9/x", "{}"],
+                         capture_output=True, env=env, timeout=30)
+    assert (out.returncode, out.stdout) == (2, b"")
+    assert out.stderr == b"lambdaric invoke needs requests (pip install requests): No module named requests\n"
