@@ -181,3 +181,34 @@ def test_the_runtime_path_loads_no_client_library():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)))
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_runtime_up_to_its_first_next_loads_no_re_idna_or_json_library(tmp_path):
+    """A real ``python -m lambdaric`` on each transport, from start to its first ``GET /next``
+    (the cold start Lambda bills): none of re, the idna codec (getaddrinfo given a str host
+    loads it, with re, stringprep and unicodedata: ~6 ms), simplejson or decimal is imported.
+    Run without site (an editable install's import hook loads re itself)."""
+    import socket
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    site_paths = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    unwanted = {"re", "encodings.idna", "stringprep", "unicodedata", "simplejson", "decimal"}
+    for transport in ("python", "native"):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(30)
+            env = dict(os.environ, AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % listener.getsockname()[1],
+                       LAMBDARIC_TRANSPORT=transport, PYTHONPATH=os.pathsep.join([str(ROOT.parent)] + site_paths))
+            proc = subprocess.Popen([sys.executable, "-S", "-X", "importtime", "-m", "lambdaric", "app.handler"],
+                                    cwd=str(tmp_path), env=env, stderr=subprocess.PIPE)
+            try:
+                conn, _ = listener.accept()
+                assert conn.recv(100).startswith(b"GET /2018-06-01/runtime/invocation/next ")
+                conn.close()
+            finally:
+                proc.kill()
+                _, err = proc.communicate(timeout=30)
+        loaded = {line.split("|")[-1].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+        assert "lambdaric.runtime" in loaded, err[-2000:]
+        assert not loaded & unwanted, (transport, sorted(loaded & unwanted))
