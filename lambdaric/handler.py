@@ -44,6 +44,9 @@ def load_handler(handler: str) -> Callable[..., Any]:
     if modname.split(".")[0] in sys.builtin_module_names:
         raise FaultException(BUILT_IN_MODULE_CONFLICT, "Cannot use built-in module %s as a handler module" % modname, [])
     try:
+        # importlib.import_module, not __import__ (which would spare importlib's ~0.4 ms of cold
+        # start): the stack trace of an error raised while the module imports starts at
+        # importlib's frame in the official client's reports, and lambdaric's match them
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as exc:
         raise FaultException(
