@@ -15,6 +15,15 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def drop_rpath(compiler) -> None:  # type: ignore[no-untyped-def]
+    """Take the build machine's ``-Wl,-rpath,...`` out of the link command. Some Pythons put
+    it in LDSHARED (pyenv's: its own lib folder), and a module linked with it carries a
+    RUNPATH that names a folder of the build machine; lambdaric's modules need only libc."""
+    linker = getattr(compiler, "linker_so", None)
+    if linker:
+        compiler.linker_so = [arg for arg in linker if not arg.startswith(("-Wl,-rpath", "-Wl,-R", "-R/"))]
+
+
 class OptionalBuildExt(build_ext):
     """Build the native module if it can be built; never fail the installation over it.
 
@@ -30,6 +39,7 @@ class OptionalBuildExt(build_ext):
             self._skip(exc)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        drop_rpath(self.compiler)
         try:
             super().build_extension(ext)
         except Exception as exc:

@@ -158,3 +158,20 @@ def test_install_without_a_compiler_falls_back_to_python(tmp_path):
     assert result.exited and result.returncode == 2, result
     assert b"LAMBDARIC_TRANSPORT=native, but the native module cannot be loaded" in result.stderr, result
     assert not result.posts, result
+
+
+def test_installed_modules_name_no_folder_of_the_build_machine():
+    """setup.py takes the build machine's ``-Wl,-rpath`` out of the link (pyenv's Python puts
+    its lib folder in LDSHARED): the modules it builds carry no RUNPATH and need only libc."""
+    readelf = shutil.which("readelf")
+    if readelf is None:
+        pytest.skip("readelf is not installed (binutils)")
+    found = [os.path.join(ROOT, "lambdaric", name) for name in os.listdir(os.path.join(ROOT, "lambdaric"))
+             if name.startswith(("_native", "_codec")) and name.endswith(".so")]
+    if not found:
+        pytest.skip("the native modules are not built in this checkout")
+    for path in found:
+        dynamic = subprocess.run([readelf, "-d", path], capture_output=True, text=True, check=True).stdout
+        assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, (path, dynamic)
+        needed = [line.split("[", 1)[1].rstrip("]") for line in dynamic.splitlines() if "(NEEDED)" in line]
+        assert all(lib.startswith("libc.") for lib in needed), (path, needed)
