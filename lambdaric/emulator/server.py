@@ -326,6 +326,12 @@ class Emulator:
 
     # ------------------------------------------------------------------ invoking
 
+    async def invoke(self, function: str, inv: Invocation) -> Outcome:
+        """Run ``inv`` on function ``function``'s runtimes and return how it ended: the one
+        entry point for every front (the Invoke API here, the HTTP front). It raises
+        :class:`Refused` when the emulator cannot run it (full: 429; failed: 500)."""
+        return await self._invoke(inv)
+
     async def _invoke(self, inv: Invocation) -> Outcome:
         """Run ``inv`` on a sandbox and return how it ended. A runtime that cannot start or
         ends before taking the invoke gives Lambda's error outcome and a console line; the
