@@ -28,6 +28,16 @@ def register_after_restore(func: "Callable[..., Any]", *args: "Any", **kwargs: "
     return register(func, *args, **kwargs)
 
 
+def register_after_fork(func: "Callable[..., Any]", *args: "Any", **kwargs: "Any") -> "Callable[..., Any]":
+    """Managed Instances preload (``LAMBDARIC_PRELOAD=1``): run ``func(*args, **kwargs)`` in
+    each worker forked from the preloaded supervisor, before its first invoke (first
+    registered first); returns ``func``. Re-create connection pools used during import
+    here. See :mod:`lambdaric.preload`."""
+    from .preload import register_after_fork as register
+
+    return register(func, *args, **kwargs)
+
+
 def on_shutdown(fn: "Callable[[], Any]") -> "Callable[[], Any]":
     """Run ``fn()`` once when the runtime shuts down (SIGTERM, or a normal exit); newest
     first; returns ``fn``, so it works as a decorator. Registered during init, it also has

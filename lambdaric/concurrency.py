@@ -116,7 +116,16 @@ def run_managed_instances(handler_name: str, env: "Dict[str, str]") -> int:
     os.environ.pop(LOG_SOCKET_VAR, None)  # the function's own subprocesses must not connect to it
     telemetry_fd = logsink.telemetry_fd_from(env)
     if mode == "process":
-        return Supervisor(handler_name, env, n, log_socket, telemetry_fd).run()
+        preload = False
+        if env.get("LAMBDARIC_PRELOAD"):
+            from .preload import enabled
+
+            try:
+                preload = enabled(env)
+            except ValueError as exc:
+                say(str(exc))
+                return 2
+        return Supervisor(handler_name, env, n, log_socket, telemetry_fd, preload).run()
     return run_threads(handler_name, env, n, mode, log_socket, telemetry_fd)
 
 
@@ -278,8 +287,14 @@ class Supervisor:
     """The parent of the process mode (see module docstring)."""
 
     def __init__(self, handler_name: str, env: "Dict[str, str]", n: int,
-                 log_socket: "Optional[str]", telemetry_fd: "Optional[int]") -> None:
+                 log_socket: "Optional[str]", telemetry_fd: "Optional[int]", preload: bool = False) -> None:
         self.handler_name = handler_name
+        #: LAMBDARIC_PRELOAD: the handler is imported here, once, and the workers forked from it
+        self.preload = preload
+        self.handler: "Optional[Callable[..., Any]]" = None  # the preloaded handler
+        self.sink: "Optional[logsink.StreamSink]" = None  # the preloading supervisor's, inherited
+        self.threads_said = False
+        self.worker_signals: "Dict[int, Any]" = {}  # signal -> the handler a worker starts with
         self.env = env
         self.n = n
         self.log_socket = log_socket
@@ -314,6 +329,10 @@ class Supervisor:
     def run(self) -> int:
         import _signal
 
+        if self.preload:
+            code = self._preload()
+            if code is not None:
+                return code
         for signum in (_signal.SIGTERM, _signal.SIGINT):
             _signal.signal(signum, self._on_signal)
         for index in range(self.n):
@@ -331,8 +350,49 @@ class Supervisor:
             die_of(self.stopping)
         return self.exit_code
 
+    def _preload(self) -> "Optional[int]":
+        """Import the handler here, once, as a worker would (its init error posted, once),
+        then freeze the GC generations for the forks; None when it worked, else the exit
+        code. The connection used is closed: no worker may inherit it."""
+        from .preload import freeze
+
+        if self.log_socket:
+            redirect_output(self.log_socket)
+        sink = logsink.StreamSink(logsink.LogConfig(self.env), telemetry_fd=self.telemetry_fd)
+        try:
+            runtime = _make_runtime(self.env, sink, init_token=self._take_token)
+        except (ValueError, RuntimeError) as exc:
+            say(str(exc))
+            return 2
+        setup_output(sink, flusher=False)
+        try:
+            runtime.init(self.handler_name)
+        except RuntimeExit as exc:
+            return exc.code
+        finally:
+            runtime.client.transport.close()
+        self.sink, self.handler = sink, runtime.handler
+        import _signal
+
+        # what the function (or lambdaric, for it) installed at import: the workers get these back
+        for signum in (_signal.SIGTERM, _signal.SIGINT):
+            handler = _signal.getsignal(signum)
+            if handler is not None:  # (None: installed outside Python; the default then)
+                self.worker_signals[signum] = handler
+        freeze()
+        return None
+
     def start(self, index: int) -> None:
         self.slots.set_state(index, _STARTING)
+        if self.preload and not self.threads_said:
+            from .preload import threads_alive
+
+            alive = threads_alive()
+            if alive:
+                self.threads_said = True
+                say("LAMBDARIC_PRELOAD: thread(s) %s alive in the supervisor when it forks the workers: "
+                    "they do not exist in the workers, and a lock one of them holds stays held there; "
+                    "start threads in an after-fork hook (lambdaric.register_after_fork)" % ", ".join(alive))
         flush_std_streams()  # or the child would write our buffered output again
         pid = os.fork()
         if pid == 0:
@@ -419,8 +479,8 @@ class Supervisor:
         try:
             import _signal
 
-            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
-            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+            _signal.signal(_signal.SIGTERM, self.worker_signals.get(_signal.SIGTERM, _signal.SIG_DFL))
+            _signal.signal(_signal.SIGINT, self.worker_signals.get(_signal.SIGINT, _signal.default_int_handler))
             os.close(self.life_w)
             code = self._serve(index)
         except SystemExit as exc:
@@ -441,7 +501,7 @@ class Supervisor:
         if self.log_socket:
             redirect_output(self.log_socket)
         env = self.env
-        sink = logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=self.telemetry_fd)
+        sink = self.sink or logsink.StreamSink(logsink.LogConfig(env), telemetry_fd=self.telemetry_fd)
         try:
             runtime = _make_runtime(env, sink, init_token=self._take_token)
         except (ValueError, RuntimeError) as exc:
@@ -450,7 +510,7 @@ class Supervisor:
         setup_output(sink)
         slots = self.slots
         try:
-            runtime.init(self.handler_name)
+            runtime.init(self.handler_name, self._after_fork if self.handler is not None else None)
         except RuntimeExit as exc:
             if runtime.client.init_reported:
                 slots.set_state(index, _INIT_REPORTED)
@@ -462,6 +522,17 @@ class Supervisor:
         except RuntimeExit as exc:
             return exc.code
         return 0  # pragma: no cover - poll never returns
+
+    def _after_fork(self) -> "Callable[..., Any]":
+        """A worker forked from the preloaded supervisor: reset what the fork carried over
+        that must not be shared, run the function's after-fork hooks, hand over the handler."""
+        from .preload import reset_in_worker, run_after_fork_hooks
+
+        logsink.end_invoke()
+        reset_in_worker()
+        run_after_fork_hooks()
+        assert self.handler is not None
+        return self.handler
 
     def _take_token(self, fd: "Optional[int]" = None) -> bool:
         try:

@@ -456,13 +456,15 @@ def flush_on_os_exit() -> None:
     os._exit = _exit
 
 
-def setup_output() -> "Optional[Flusher]":
+def setup_output(flusher: bool = True) -> "Optional[Flusher]":
     """What the runtime does to stdout when it starts: buffer it, flush it on SIGTERM and
-    on ``os._exit()``, and start the flusher (returned) when stdout ends up block-buffered."""
+    on ``os._exit()``, and start the flusher (returned) when stdout ends up block-buffered.
+    A preloading supervisor (:mod:`lambdaric.preload`) starts no flusher: a thread that
+    holds stdout's lock when it forks would leave that lock held in every worker."""
     buffer_stdout()
     flush_on_sigterm()
     flush_on_os_exit()
-    return Flusher() if Flusher.wanted() else None
+    return Flusher() if flusher and Flusher.wanted() else None
 
 
 class _LoggingWatcher:

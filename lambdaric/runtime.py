@@ -56,9 +56,11 @@ class Runtime:
 
     # ------------------------------------------------------------------ init
 
-    def init(self, handler_name: str) -> None:
+    def init(self, handler_name: str, load: "Optional[Callable[[], Callable[..., Any]]]" = None) -> None:
+        """Load the handler, or get it from ``load`` (a preloaded handler, once the worker's
+        after-fork hooks ran: :mod:`lambdaric.preload`); a failure is the init error."""
         try:
-            self.handler = load_handler(handler_name)
+            self.handler = load() if load is not None else load_handler(handler_name)
             flush_std_streams()  # init's output reaches the log before the runtime waits on /next
         except Exception as exc:
             self.client.init_failed(report_exception(exc, None))
@@ -161,7 +163,7 @@ def _run_on_shared_loop(loop: "Any", awaitable: "Any") -> "Any":
     return asyncio.run_coroutine_threadsafe(invoke(), loop).result()
 
 
-def setup_output(sink: logsink.StreamSink) -> None:
+def setup_output(sink: logsink.StreamSink, flusher: bool = True) -> None:
     """What every runtime process does to its output when it starts: ``logging`` gets the
     runtime's handler (:mod:`lambdaric.logs`) when anything imports it, stdout is buffered
     and flushed at the right times (:func:`lambdaric.logsink.setup_output`)."""
@@ -172,7 +174,7 @@ def setup_output(sink: logsink.StreamSink) -> None:
         install_handler(sink)
 
     logsink.when_logging_imported(install)
-    logsink.setup_output()
+    logsink.setup_output(flusher)
 
 
 def sigterm_extension(env: Dict[str, str], address: str) -> None:

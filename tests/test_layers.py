@@ -26,7 +26,7 @@ LAYERS = {
     "lambdaric.transport": 2,
     # pipeline: the client, one invocation, and the layers over them
     "lambdaric.client": 3, "lambdaric.runtime": 3, "lambdaric.streaming": 3, "lambdaric.snapstart": 3,
-    "lambdaric.shutdown": 3,
+    "lambdaric.shutdown": 3, "lambdaric.preload": 3,
     # loops: startup and Managed Instances
     "lambdaric.bootstrap": 4, "lambdaric.concurrency": 4,
     # edges: the public package, the CLI, the invoke client, sample events' CLI, the emulator
@@ -174,7 +174,7 @@ def test_the_runtime_path_loads_no_client_library():
     import sys
 
     modules = ["lambdaric.bootstrap", "lambdaric.runtime", "lambdaric.client", "lambdaric.concurrency",
-               "lambdaric.streaming", "lambdaric.snapstart", "lambdaric.shutdown", "lambdaric.transport.python"]
+               "lambdaric.streaming", "lambdaric.snapstart", "lambdaric.shutdown", "lambdaric.preload", "lambdaric.transport.python"]
     heavy = ("requests", "urllib3", "http.client", "logging", "argparse", "typing")
     code = "import sys\nimport %s\nprint(sorted(m for m in %r if m in sys.modules))" % (", ".join(modules), heavy)
     paths = [str(ROOT.parent)] + [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
