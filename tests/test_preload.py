@@ -314,3 +314,23 @@ def test_connection_pool_used_before_the_fork(lambdaric_env, recreate):
         assert not shared and len(server.pids_by_conn) == 1 + len({r["pid"] for r in results})
     else:
         assert shared, "the workers did not share the inherited connection: %r" % server.pids_by_conn
+
+
+@pytest.mark.parametrize("setting,shared", [(None, True), ("0", False), ("json,ssl", True)])
+def test_without_preload_the_supervisor_shares_common_modules_and_freezes(lambdaric_env, setting, shared):
+    """Process mode without preload: the supervisor imports the standard modules nearly every
+    function loads (ssl, http.client... for boto3) and freezes the GC before forking, so the
+    workers share those pages instead of each copying them."""
+    files = {"app.py": """
+        import gc, sys
+        SSL_BEFORE = "ssl" in sys.modules
+        def handler(event, context):
+            return {"ssl_before_import": SSL_BEFORE, "frozen": gc.get_freeze_count()}
+    """}
+    env = lmi_env(lambdaric_env, 2, **({} if setting is None else {"LAMBDARIC_SHARED_IMPORTS": setting}))
+    with RuntimeAPI() as api, Started(api, files, "app.handler", env):
+        api.wait_idle(2, timeout=20)
+        api.push(Event(b"{}", request_id="r"))
+        (post,) = api.wait_for_posts(1, timeout=20)
+    assert post.json()["ssl_before_import"] is shared
+    assert post.json()["frozen"] > 1000
