@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapstart", action="store_true",
                    help="emulate SnapStart: the runtime inits, calls /restore/next and is restored at once")
     p.add_argument("--watch", action="store_true", help="restart the runtimes when files under the working directory change")
+    from . import web
+
+    web.add_arguments(p)
     return p
 
 
@@ -213,6 +216,14 @@ async def _serve(args: argparse.Namespace, command: List[str], out: "Console", e
             % (args.handler or " ".join(command), bound_host, bound_port, args.function_name)
         ).encode()
     )
+    from . import web
+
+    try:
+        front = await web.start_front(args, emulator, err.write)
+    except web.FrontError as exc:
+        err.write(("lambdaric: %s\n" % exc).encode())
+        await emulator.close()
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(ResourceErrors(err.write, loop.default_exception_handler))
@@ -224,6 +235,8 @@ async def _serve(args: argparse.Namespace, command: List[str], out: "Console", e
     finally:
         if watcher is not None:
             watcher.cancel()
+        if front is not None:
+            await front.close()
         await emulator.close()
     return 0
 

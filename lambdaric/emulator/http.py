@@ -43,14 +43,27 @@ class BadRequest(Exception):
 class Request:
     """One request head plus a reader for its body."""
 
-    __slots__ = ("method", "target", "path", "query", "headers", "body_reader")
+    __slots__ = ("method", "target", "path", "query", "headers", "body_reader", "version", "fields")
 
-    def __init__(self, method: str, target: str, headers: Dict[str, str], body_reader: "BodyReader") -> None:
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: Dict[str, str],
+        body_reader: "BodyReader",
+        version: str = "HTTP/1.1",
+        fields: Optional[List[Tuple[str, str]]] = None,
+    ) -> None:
         self.method = method
         self.target = target
         self.path, _, self.query = target.partition("?")
         self.headers = headers
         self.body_reader = body_reader
+        #: the request line's protocol, e.g. ``HTTP/1.1``
+        self.version = version
+        #: every header line as received (name as written, value stripped), in order: the
+        #: HTTP front's multi-value headers need what ``headers`` joins
+        self.fields: List[Tuple[str, str]] = fields if fields is not None else list(headers.items())
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         return self.headers.get(name.lower(), default)
@@ -178,8 +191,10 @@ async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optiona
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest("malformed request line %r" % lines[0][:100])
     headers: Dict[str, str] = {}
+    fields: List[Tuple[str, str]] = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
+        fields.append((name.strip(), value.strip()))
         name = name.strip().lower()
         if not sep or not name or " " in name:
             raise BadRequest("malformed header line %r" % line[:100])
@@ -194,7 +209,7 @@ async def read_request(reader: asyncio.StreamReader, body_limit: int) -> Optiona
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # (int() of 4300+ digits: ValueError)
             raise BadRequest("invalid Content-Length %r" % raw[:30])
         length = int(raw)
-    return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit))
+    return Request(parts[0], parts[1], headers, BodyReader(reader, length, chunked, body_limit), parts[2], fields)
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
