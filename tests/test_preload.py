@@ -334,3 +334,50 @@ def test_without_preload_the_supervisor_shares_common_modules_and_freezes(lambda
         (post,) = api.wait_for_posts(1, timeout=20)
     assert post.json()["ssl_before_import"] is shared
     assert post.json()["frozen"] > 1000
+
+
+def test_mangum_fastapi_app_preloaded_under_the_emulator(lambdaric_env):
+    """The issue's trap with the real adapter: mangum makes an event loop at import; preloaded,
+    every worker still serves overlapping API Gateway events through FastAPI."""
+    from peers import peer_module
+
+    peer_module("boto3", "pip install boto3")
+    peer_module("mangum", "pip install mangum")
+    peer_module("fastapi", "pip install fastapi")
+    files = {"app.py": """
+        import asyncio, os
+        from fastapi import FastAPI
+        from mangum import Mangum
+        app = FastAPI()
+        @app.get("/work/{n}")
+        async def work(n: int):
+            await asyncio.sleep(0.2)
+            return {"n": n, "pid": os.getpid()}
+        handler = Mangum(app, lifespan="off")
+    """}
+    env = dict(lambdaric_env, LAMBDARIC_CONCURRENCY_MODE="process", LAMBDARIC_PRELOAD="1")
+
+    def event(n: int) -> bytes:
+        return json.dumps({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/work/%d" % n, "rawQueryString": "",
+            "headers": {"host": "x"}, "isBase64Encoded": False,
+            "requestContext": {"http": {"method": "GET", "path": "/work/%d" % n, "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "t"},
+                               "requestId": "r", "routeKey": "$default", "stage": "$default"},
+        }).encode()
+
+    with RunningEmulator(files, handler="app.handler", args=["--max-concurrency", "4"], env=env) as emu:
+        client = emu.client()
+        results = {}
+        for round_ in range(3):
+            def one(i: int, base: int = round_ * 10) -> dict:
+                answer = client.invoke(FunctionName="function", Payload=event(base + i))
+                assert "FunctionError" not in answer
+                return json.loads(answer["Payload"].read())
+
+            got, _ = invoke_concurrently(lambda i: one(max(i, 0)), 4)
+            results.update({round_ * 10 + max(i, 0): r for i, r in got.items()})
+        assert all(r["statusCode"] == 200 for r in results.values())
+        bodies = [json.loads(r["body"]) for r in results.values()]
+        assert sorted({b["n"] for b in bodies}) == sorted(results)
+        assert len({b["pid"] for b in bodies}) >= 2
