@@ -136,7 +136,7 @@ static inline struct stub_answer stub_load_answer(const char *path, const char *
                         "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
                         "Lambda-Runtime-Aws-Request-Id: %s\r\n"
                         "Lambda-Runtime-Deadline-Ms: 4102444800000\r\n"
-                        "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:012345678912:function:%s\r\n"
+                        "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:%s\r\n"
                         "Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n"
                         "Content-Length: %zu\r\n\r\n",
                         content_type, request_id, function, elen);

@@ -69,7 +69,7 @@ def test_request_response(emu):
     got = json.loads(body)
     assert got["event"] == {"x": 1}
     assert got["rid"] == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert got["arn"] == "arn:aws:lambda:us-east-1:012345678912:function:function"
+    assert got["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:function"
     assert got["trace"].startswith("Root=1-")
 
 
@@ -81,7 +81,7 @@ def test_any_function_name_and_qualifier(emu):
 
 def test_function_name_forms(emu):
     client = emu.client()
-    for name in ("arn:aws:lambda:us-east-1:012345678912:function:fn1", "012345678912:function:fn2:7", "fn3:live"):
+    for name in ("arn:aws:lambda:us-east-1:123456789012:function:fn1", "123456789012:function:fn2:7", "fn3:live"):
         got = json.loads(client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
         assert got["arn"].split(":function:")[1] in ("fn1", "fn2:7", "fn3:live")
     conn = http.client.HTTPConnection(emu.base[len("http://"):], timeout=30)

@@ -139,7 +139,7 @@ def test_extensions_api_answers_as_lambda(tmp_path):
     for event in events:
         assert sorted(event) == ["deadlineMs", "eventType", "invokedFunctionArn", "requestId", "tracing"]
         assert event["eventType"] == "INVOKE"
-        assert event["invokedFunctionArn"] == "arn:aws:lambda:us-east-1:012345678912:function:fn"
+        assert event["invokedFunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:fn"
         assert event["tracing"]["type"] == "X-Amzn-Trace-Id" and event["tracing"]["value"].startswith("Root=1-")
     assert not [r for r in found if r[0] == "quiet-event"]  # held until the runtime was stopped
 

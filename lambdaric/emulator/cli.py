@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .console import Console
+    from .functions import FunctionSettings
     from .server import Emulator
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -42,7 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LAMBDARIC_RUNTIME_COMMAND"),
         help="run this runtime command instead of lambdaric itself, e.g. 'python -m awslambdaric app.handler'",
     )
-    p.add_argument("--function-name", default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function"))
+    p.add_argument("--function-name", default=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function"),
+                   help="the name of HANDLER's function (default %(default)s)")
+    p.add_argument("--function", dest="function_specs", metavar="NAME=HANDLER", action="append", default=[],
+                   help="serve module.function HANDLER as the function NAME too (repeatable); "
+                   "functions given names are found by name only (404 for any other)")
+    p.add_argument("--functions", dest="functions_file", metavar="FILE",
+                   help='serve the functions a JSON file lists: {"functions": {NAME: {"handler": ..., "timeout": ..., '
+                   '"memory": ..., "environment": {...}, "concurrency": ..., "tracing": "Active"}}}')
+    p.add_argument("--env-file", metavar="FILE",
+                   help="variables for the runtimes: a dotenv file (KEY=VALUE lines) or SAM's env.json "
+                   '({"Parameters": {...every function...}, "NAME": {...}})')
+    p.add_argument("--xray-sampled", action="store_true",
+                   help="make the trace header of an invoke sent without one Sampled=1, as active tracing does, "
+                   "so X-Ray SDKs send segments (to AWS_XRAY_DAEMON_ADDRESS: set it to a local daemon)")
     p.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "300")),
                    help="seconds before an invoke times out (env AWS_LAMBDA_FUNCTION_TIMEOUT; default %(default)s)")
     p.add_argument("--init-timeout", type=float, default=float(os.environ.get("LAMBDARIC_INIT_TIMEOUT", "10")),
@@ -77,36 +91,6 @@ def split_listen(value: str) -> "tuple[str, int]":
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def child_environment(
-    handler: Optional[str], function_name: str, memory: int, cwd: str, max_concurrency: int = 0, snapstart: bool = False
-) -> Dict[str, str]:
-    """The environment a runtime sees: ours, plus what Lambda would set that is missing."""
-    env = dict(os.environ)
-    env.pop("AWS_LAMBDA_RUNTIME_API", None)
-    defaults = {
-        "AWS_LAMBDA_FUNCTION_NAME": function_name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
-        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + function_name,
-        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/") + "[$LATEST]" + os.urandom(16).hex(),
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "LAMBDA_TASK_ROOT": cwd,
-    }
-    if handler:
-        defaults["_HANDLER"] = handler
-    for key, value in defaults.items():
-        env.setdefault(key, value)
-    if max_concurrency:
-        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(max_concurrency)
-        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
-    else:
-        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
-    if snapstart:
-        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
-    return env
-
-
 async def _watch(emulator: "Emulator", root: str, say: Callable[[bytes], None], interval: float = 0.5) -> None:
     """Poll file modification times under ``root``; recycle the runtimes on any change."""
 
@@ -130,8 +114,8 @@ async def _watch(emulator: "Emulator", root: str, say: Callable[[bytes], None], 
         now = snapshot()
         if now != before:
             before = now
-            say(b"lambdaric: files changed, restarting the runtime\n")
-            emulator.pool.recycle_all()
+            say(b"lambdaric: files changed, restarting the runtimes\n")
+            emulator.recycle_all()
 
 
 class ResourceErrors:
@@ -167,7 +151,7 @@ class ResourceErrors:
         self.said_at, self.unsaid = now, 0
 
 
-async def serve(args: argparse.Namespace, command: List[str]) -> int:
+async def serve(args: argparse.Namespace, functions: "List[FunctionSettings]", any_name: bool) -> int:
     """Serve until SIGINT or SIGTERM; then stop the runtimes and write out what the console
     still holds (bounded: see :mod:`.console`)."""
     from .console import Console
@@ -175,34 +159,18 @@ async def serve(args: argparse.Namespace, command: List[str]) -> int:
     err = Console(2, "stderr")
     out = Console(1, "stdout", notices=err.write)
     try:
-        return await _serve(args, command, out, err)
+        return await _serve(args, functions, any_name, out, err)
     finally:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, out.close)
         await loop.run_in_executor(None, err.close)
 
 
-async def _serve(args: argparse.Namespace, command: List[str], out: "Console", err: "Console") -> int:
+async def _serve(args: argparse.Namespace, functions: "List[FunctionSettings]", any_name: bool, out: "Console", err: "Console") -> int:
     from .server import Emulator, EmulatorSettings
 
     host, port = split_listen(args.listen)
-    cwd = os.getcwd()
-    settings = EmulatorSettings(
-        command=command,
-        env=child_environment(args.handler, args.function_name, args.memory, cwd, args.max_concurrency, args.snapstart),
-        cwd=cwd,
-        host=host,
-        port=port,
-        function_name=args.function_name,
-        memory_mb=args.memory,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        queue_limit=args.queue,
-        eager=args.eager,
-        max_concurrency=args.max_concurrency,
-        snapstart=args.snapstart,
-        init_timeout=args.init_timeout,
-    )
+    settings = EmulatorSettings(functions, host=host, port=port, eager=args.eager, any_name=any_name)
     emulator = Emulator(settings, out.write, err.write)
     try:
         await emulator.start()
@@ -210,12 +178,7 @@ async def _serve(args: argparse.Namespace, command: List[str], out: "Console", e
         err.write(("lambdaric: cannot listen on %s: %s\n" % (args.listen, exc.strerror or exc)).encode())
         return 1
     bound_host, bound_port = emulator.address
-    err.write(
-        (
-            "lambdaric: serving %s on http://%s:%d/2015-03-31/functions/%s/invocations (Ctrl-C to stop)\n"
-            % (args.handler or " ".join(command), bound_host, bound_port, args.function_name)
-        ).encode()
-    )
+    err.write(banner(functions, any_name, "http://%s:%d" % (bound_host, bound_port)).encode())
     from . import web
 
     try:
@@ -229,7 +192,7 @@ async def _serve(args: argparse.Namespace, command: List[str], out: "Console", e
     loop.set_exception_handler(ResourceErrors(err.write, loop.default_exception_handler))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.ensure_future(_watch(emulator, cwd, err.write)) if args.watch else None
+    watcher = asyncio.ensure_future(_watch(emulator, os.getcwd(), err.write)) if args.watch else None
     try:
         await stop.wait()
     finally:
@@ -241,14 +204,30 @@ async def _serve(args: argparse.Namespace, command: List[str], out: "Console", e
     return 0
 
 
+def banner(functions: "List[FunctionSettings]", any_name: bool, base: str) -> str:
+    """The startup lines: each function's invoke URL (with one function, one line, as before)."""
+    lines = []
+    for f in functions:
+        what = f.handler or " ".join(f.command)
+        if len(functions) > 1 or not any_name:
+            what = "%s (%s)" % (f.name, what)
+        lines.append("lambdaric: serving %s on %s/2015-03-31/functions/%s/invocations" % (what, base, f.name))
+    lines[-1] += " (Ctrl-C to stop)"
+    return "".join(line + "\n" for line in lines)
+
+
 def main(argv: List[str]) -> int:
+    from .envfile import EnvFileError
+    from .function_config import ConfigError, plan_functions
+
     args = build_parser().parse_args(argv)
-    args.handler = args.handler or os.environ.get("_HANDLER") or None
-    if args.command:
-        command = shlex.split(args.command)
-    elif args.handler:
-        command = [sys.executable, "-m", "lambdaric", args.handler]
-    else:
-        sys.stderr.write("lambdaric: no handler given (pass module.function, set _HANDLER, or give --command)\n")
+
+    def say(text: str) -> None:
+        sys.stderr.write(text + "\n")
+
+    try:
+        functions, any_name = plan_functions(args, os.getcwd(), os.environ, say)
+    except (ConfigError, EnvFileError) as exc:
+        sys.stderr.write("lambdaric: %s\n" % exc)
         return 2
-    return asyncio.run(serve(args, command))
+    return asyncio.run(serve(args, functions, any_name))

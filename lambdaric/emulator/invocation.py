@@ -21,9 +21,10 @@ TAIL_BYTES = 4096
 STREAM_BUFFER = 1024 * 1024
 
 
-def new_trace_id() -> str:
-    """An X-Ray trace header like the one Lambda makes when the caller sent none."""
-    return "Root=1-%08x-%s;Parent=%s;Sampled=0" % (int(time.time()), os.urandom(12).hex(), os.urandom(8).hex())
+def new_trace_id(sampled: bool = False) -> str:
+    """An X-Ray trace header like the one Lambda makes when the caller sent none: sampled
+    only under active tracing (``--xray-sampled``), where X-Ray SDKs then send segments."""
+    return "Root=1-%08x-%s;Parent=%s;Sampled=%d" % (int(time.time()), os.urandom(12).hex(), os.urandom(8).hex(), sampled)
 
 
 def error_json(error_type: str, message: str) -> bytes:
@@ -162,6 +163,8 @@ class Invocation:
         self.cognito_identity = cognito_identity
         self.tenant_id = tenant_id
         self.trace_id = trace_id or new_trace_id()
+        #: the caller sent no trace header: the one above was made here
+        self.trace_made = not trace_id
         self.streaming = streaming
         loop = asyncio.get_running_loop()
         self.outcome: "asyncio.Future[Outcome]" = loop.create_future()

@@ -19,6 +19,8 @@ from ..protocol import MAX_PAYLOAD
 _INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations\Z")
 _STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations\Z")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,140}\Z")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}\Z")
+_ACCOUNT = re.compile(r"\d{12}\Z")
 _QUALIFIER = re.compile(r"(\$LATEST|[A-Za-z0-9_-]{1,128})\Z")
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
@@ -43,6 +45,15 @@ class Route(NamedTuple):
     streaming: bool
 
 
+class FunctionRef(NamedTuple):
+    """A function as an invoke path names it: its name, and what an ARN adds."""
+
+    name: str
+    qualifier: Optional[str] = None
+    region: Optional[str] = None  # from a full ARN
+    account: Optional[str] = None  # from a full or partial ARN
+
+
 class InvokeRequest(NamedTuple):
     """A valid invoke: everything of the request but its payload."""
 
@@ -55,6 +66,12 @@ class InvokeRequest(NamedTuple):
     cognito_identity: Optional[str]
     tenant_id: Optional[str]
     trace_id: Optional[str]
+    region: Optional[str] = None
+    account: Optional[str] = None
+
+    @property
+    def function(self) -> FunctionRef:
+        return FunctionRef(self.name, self.qualifier, self.region, self.account)
 
     @property
     def executed_version(self) -> str:
@@ -81,10 +98,10 @@ def parse_invoke(where: Route, query: Mapping[str, str], headers: Mapping[str, s
     the limit), or Lambda's refusal of it."""
     if too_large:
         return Refused(413, "RequestTooLargeException", "Request must be smaller than %d bytes for the InvokeFunction operation" % MAX_PAYLOAD)
-    name, name_qualifier = function_name(where.function)
-    if name is None:
+    ref = parse_function(where.function)
+    if ref is None:
         return Refused(400, "InvalidParameterValueException", "Invalid function name %r" % where.function[:200])
-    qualifier = query.get("Qualifier") or name_qualifier
+    qualifier = query.get("Qualifier") or ref.qualifier
     if qualifier is not None and not _QUALIFIER.match(qualifier):
         # it is echoed in X-Amz-Executed-Version: never let CR/LF or the like through
         return Refused(400, "InvalidParameterValueException", "Invalid qualifier %r" % qualifier[:200])
@@ -98,7 +115,7 @@ def parse_invoke(where: Route, query: Mapping[str, str], headers: Mapping[str, s
         if client_context is None:
             return Refused(400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object.")
     return InvokeRequest(
-        name,
+        ref.name,
         qualifier,
         invocation_type,
         where.streaming,
@@ -107,21 +124,34 @@ def parse_invoke(where: Route, query: Mapping[str, str], headers: Mapping[str, s
         headers.get("x-amz-cognito-identity"),
         headers.get("x-amz-tenant-id"),
         headers.get("x-amzn-trace-id"),
+        ref.region,
+        ref.account,
     )
 
 
 def function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:
-    """The function name (and qualifier) from the path: a name, a partial or a full ARN,
-    URL-encoded or not. None when it is not a valid Lambda function name."""
+    """The function name (and qualifier) from the path, or (None, None) (see :func:`parse_function`)."""
+    ref = parse_function(raw)
+    return (ref.name, ref.qualifier) if ref is not None else (None, None)
+
+
+def parse_function(raw: str) -> Optional[FunctionRef]:
+    """The function the path names: a name, a partial or a full ARN, URL-encoded or not,
+    with or without a qualifier. None when it is not a valid Lambda function name."""
     text = unquote(raw)
     parts = text.split(":")
+    region = account = None
     if text.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
+        region, account = parts[3], parts[4]
         parts = parts[6:]
     elif len(parts) in (3, 4) and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+        account = parts[0]
         parts = parts[2:]
     if len(parts) > 2 or not _NAME.match(parts[0]) or (len(parts) == 2 and not _QUALIFIER.match(parts[1])):
-        return None, None
-    return parts[0], parts[1] if len(parts) == 2 else None
+        return None
+    if (region is not None and not _REGION.match(region)) or (account is not None and not _ACCOUNT.match(account)):
+        return None
+    return FunctionRef(parts[0], parts[1] if len(parts) == 2 else None, region, account)
 
 
 def decode_client_context(value: str) -> Optional[str]:

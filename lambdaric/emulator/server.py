@@ -1,9 +1,10 @@
-"""The emulator: the Lambda Invoke API on loopback, in front of a pool of sandboxes.
+"""The emulator: the Lambda Invoke API on loopback, in front of each function's pool of sandboxes.
 
 Faithful to Lambda where the official emulator is not: function errors carry
 ``X-Amz-Function-Error: Unhandled``; Event and DryRun invocations are honoured; oversized
 payloads get 413 instead of being truncated; overlapping invokes are served by a pool of
-runtimes (queued with a bound, then 429); the trace header is forwarded.
+runtimes (queued with a bound, then 429); the trace header is forwarded. Several functions
+may be served at once, found by the name in the path (:mod:`.functions`).
 """
 from __future__ import annotations
 
@@ -17,154 +18,38 @@ from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 from .. import faults, protocol
 from . import http
 from .invocation import Invocation, Outcome, report_line
+from .functions import ACCOUNT, REGION, Function, Functions, FunctionSettings
+from .invocation import new_trace_id
 from .invoke_api import InvokeRequest, Refused, parse_invoke, route
-from .sandbox import MIN_INIT_TIMEOUT, InvalidEntrypoint, Sandbox, SandboxConfig, SandboxUnavailable
-
-class TooManyRequests(Refused):
-    """Every runtime is busy and the queue is full: 429, as Lambda throttles."""
-
-    def __init__(self) -> None:
-        super().__init__(429, "TooManyRequestsException", "Rate Exceeded.", [("Retry-After", "1")])
-
-
-class Pool:
-    """Up to ``size`` sandboxes, made on demand, each serving ``config.capacity`` invocations
-    at once; invocations beyond that wait in a queue of at most ``queue_limit`` (then
-    :class:`TooManyRequests`)."""
-
-    def __init__(self, config: SandboxConfig, size: int, queue_limit: int) -> None:
-        self.config = config
-        self.size = max(1, size)
-        self.queue_limit = queue_limit
-        self.sandboxes: List[Sandbox] = []
-        self._active: Dict[Sandbox, int] = {}
-        self._waiters: List["asyncio.Future[None]"] = []
-        self._made = 0
-
-    def _usable(self, sandbox: Sandbox) -> bool:
-        return not sandbox.dead and not sandbox.recycle
-
-    async def acquire(self) -> Sandbox:
-        while True:
-            for sandbox in list(self.sandboxes):
-                if not self._usable(sandbox):
-                    if self._active.get(sandbox, 0) == 0:
-                        await self._retire(sandbox)
-                    continue
-                if self._active[sandbox] < self.config.capacity:
-                    self._active[sandbox] += 1
-                    return sandbox
-            if len([s for s in self.sandboxes if self._usable(s)]) < self.size and len(self.sandboxes) < 2 * self.size:
-                sandbox = await self._make()
-                self._active[sandbox] += 1
-                return sandbox
-            if len(self._waiters) >= self.queue_limit:
-                raise TooManyRequests()
-            waiter: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-
-    def release(self, sandbox: Sandbox) -> None:
-        if sandbox in self._active:
-            self._active[sandbox] -= 1
-            if self._active[sandbox] == 0 and not self._usable(sandbox):
-                asyncio.ensure_future(self._retire(sandbox))
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-
-    async def _make(self) -> Sandbox:
-        self._made += 1
-        sandbox = Sandbox(self.config, self._made)
-        self.sandboxes.append(sandbox)
-        self._active[sandbox] = 0
-        try:
-            await sandbox.start()
-        except Exception:
-            self._forget(sandbox)
-            raise
-        return sandbox
-
-    def _forget(self, sandbox: Sandbox) -> None:
-        if sandbox in self.sandboxes:
-            self.sandboxes.remove(sandbox)
-        self._active.pop(sandbox, None)
-
-    async def _retire(self, sandbox: Sandbox) -> None:
-        self._forget(sandbox)
-        await sandbox.stop()
-        self.release(sandbox)  # a place came free: wake a waiter
-
-    async def warm(self) -> None:
-        """Eager init: start one sandbox now rather than on the first invoke."""
-        await self._make()
-
-    def recycle_all(self) -> None:
-        """Restart every runtime: idle ones now, busy ones when their invokes end."""
-        for sandbox in list(self.sandboxes):
-            sandbox.recycle = True
-            if self._active.get(sandbox, 0) == 0:
-                asyncio.ensure_future(self._retire(sandbox))
-
-    async def close(self) -> None:
-        await asyncio.gather(*(s.stop() for s in list(self.sandboxes)), return_exceptions=True)
-        self.sandboxes.clear()
-        self._active.clear()
-
+from .pool import TooManyRequests
+from .sandbox import InvalidEntrypoint, Sandbox, SandboxUnavailable
 
 class EmulatorSettings:
-    """Everything the emulator needs to know, decided once by the CLI."""
+    """Everything the emulator needs to know, decided once by the CLI: where it listens and
+    the functions it serves (see :mod:`.functions`)."""
 
     def __init__(
         self,
-        command: List[str],
-        env: dict,
-        cwd: str,
+        functions: List[FunctionSettings],
         host: str = "127.0.0.1",
         port: int = 8080,
-        function_name: str = "function",
-        memory_mb: int = 3008,
-        timeout: float = 300.0,
-        concurrency: int = 4,
-        queue_limit: int = 64,
         eager: bool = False,
-        region: str = "us-east-1",
-        account: str = "012345678912",
-        max_concurrency: int = 0,
-        snapstart: bool = False,
-        init_timeout: float = MIN_INIT_TIMEOUT,
+        region: str = REGION,
+        account: str = ACCOUNT,
+        any_name: bool = False,
     ) -> None:
-        self.command = command
-        self.env = env
-        self.cwd = cwd
+        self.functions = functions
         self.host = host
         self.port = port
-        self.function_name = function_name
-        self.memory_mb = memory_mb
-        self.timeout = timeout
-        self.concurrency = concurrency
-        self.queue_limit = queue_limit
         self.eager = eager
         self.region = region
         self.account = account
-        #: Managed Instances: one runtime serving this many invocations at once (0: off)
-        self.max_concurrency = max_concurrency
-        self.snapstart = snapstart
-        #: seconds a runtime may take to reach its first /next (the function timeout if longer)
-        self.init_timeout = init_timeout
-
-    def arn(self, name: str, qualifier: Optional[str]) -> str:
-        arn = "arn:aws:lambda:%s:%s:function:%s" % (self.region, self.account, name)
-        return arn + ":" + qualifier if qualifier else arn
+        #: one function served takes every name in the path (see :mod:`.functions`)
+        self.any_name = any_name
 
 
 class Emulator:
-    """The Invoke API server and its pool (see module docstring)."""
+    """The Invoke API server and the functions behind it, each with its pool (see module docstring)."""
 
     def __init__(
         self, settings: EmulatorSettings, out: Callable[[bytes], None], err: Optional[Callable[[bytes], None]] = None
@@ -174,17 +59,9 @@ class Emulator:
         self.settings = settings
         self.out = out
         self.err = err or _stderr_notice
-        config = SandboxConfig(
-            settings.command,
-            settings.env,
-            settings.cwd,
-            settings.memory_mb,
-            out,
-            capacity=max(settings.max_concurrency, 1),
-            snapstart=settings.snapstart,
-            init_timeout=settings.init_timeout,
+        self.functions = Functions(
+            [Function(f, out) for f in settings.functions], settings.region, settings.account, settings.any_name
         )
-        self.pool = Pool(config, 1 if settings.max_concurrency else settings.concurrency, settings.queue_limit)
         self.server: Optional[asyncio.base_events.Server] = None
         self.background: "set[asyncio.Task[Outcome]]" = set()
 
@@ -198,14 +75,34 @@ class Emulator:
             self._on_connection, self.settings.host, self.settings.port, limit=protocol.MAX_HEAD
         )
         if self.settings.eager:
-            await self.pool.warm()
+            await asyncio.gather(*(f.pool.warm() for f in self.functions))
 
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
         for task in list(self.background):
             task.cancel()
-        await self.pool.close()
+        await asyncio.gather(*(f.pool.close() for f in self.functions))
+
+    # ------------------------------------------------------------------ the functions
+
+    def function_names(self) -> List[str]:
+        """The names of the functions served, in the order they were given."""
+        return self.functions.names()
+
+    def function(self, name: str) -> Function:
+        """The function ``name`` (with one unnamed function served: that one, whatever the
+        name); raises Lambda's 404 :class:`Refused` for a name not served."""
+        return self.functions.get(name)
+
+    def arn(self, name: str, qualifier: Optional[str] = None) -> str:
+        """The function ARN an invoke of ``name`` carries (``context.invoked_function_arn``)."""
+        return self.functions.arn(name, qualifier)
+
+    def recycle_all(self) -> None:
+        """Restart every function's runtimes (idle ones now, busy ones when their invokes end)."""
+        for function in self.functions:
+            function.pool.recycle_all()
 
     # ------------------------------------------------------------------ HTTP
 
@@ -228,13 +125,19 @@ class Emulator:
         if isinstance(parsed, Refused):
             await _refuse(writer, parsed)
             return
+        try:
+            function = self.functions.find(parsed.function)
+        except Refused as exc:
+            await _refuse(writer, exc)
+            return
         if parsed.invocation_type == "DryRun":
             await http.send(writer, 204, b"", [("X-Amzn-RequestId", _request_id())])
             return
         inv = Invocation(
-            payload,
-            function_arn=self.settings.arn(parsed.name, parsed.qualifier),
-            timeout=self.settings.timeout,
+            # No body is an empty event: Lambda hands such an invoke {} (docs/emulator.md)
+            payload or b"{}",
+            function_arn=self.functions.arn(parsed.name, parsed.qualifier),
+            timeout=function.settings.timeout,
             client_context=parsed.client_context,
             cognito_identity=parsed.cognito_identity,
             tenant_id=parsed.tenant_id,
@@ -242,17 +145,17 @@ class Emulator:
             streaming=parsed.streaming,
         )
         if parsed.invocation_type == "Event":
-            self._in_background(self._invoke(inv), inv, say_throttled=True)
+            self._in_background(self._invoke(function, inv), inv, say_throttled=True)
             await http.send(writer, 202, b"", [("X-Amzn-RequestId", inv.request_id)])
         elif parsed.streaming:
-            await self._respond_streaming(inv, writer, parsed.tail)
+            await self._respond_streaming(function, inv, writer, parsed.tail)
         else:
-            await self._respond(inv, parsed, writer)
+            await self._respond(function, inv, parsed, writer)
 
-    async def _respond(self, inv: Invocation, parsed: InvokeRequest, writer: asyncio.StreamWriter) -> None:
+    async def _respond(self, function: Function, inv: Invocation, parsed: InvokeRequest, writer: asyncio.StreamWriter) -> None:
         """A RequestResponse invoke: run it, answer with its payload (or its error JSON)."""
         try:
-            outcome = await self._invoke(inv)
+            outcome = await self._invoke(function, inv)
         except Refused as exc:
             await _refuse(writer, exc, inv.request_id)
             return
@@ -267,10 +170,10 @@ class Emulator:
             headers.append(("X-Amz-Log-Result", base64.b64encode(inv.tail()).decode("ascii")))
         await http.send(writer, 200, outcome.body, headers)
 
-    async def _respond_streaming(self, inv: Invocation, writer: asyncio.StreamWriter, tail: bool) -> None:
+    async def _respond_streaming(self, function: Function, inv: Invocation, writer: asyncio.StreamWriter, tail: bool) -> None:
         from . import eventstream
 
-        task = self._in_background(self._invoke(inv), inv)
+        task = self._in_background(self._invoke(function, inv), inv)
         try:
             # wait for the first chunk or the end before committing to a 200
             first = asyncio.ensure_future(inv.chunks.get())
@@ -328,22 +231,28 @@ class Emulator:
 
     async def invoke(self, function: str, inv: Invocation) -> Outcome:
         """Run ``inv`` on function ``function``'s runtimes and return how it ended: the one
-        entry point for every front (the Invoke API here, the HTTP front). It raises
-        :class:`Refused` when the emulator cannot run it (full: 429; failed: 500)."""
-        return await self._invoke(inv)
+        entry point for every front (the Invoke API here, the HTTP front). The function's
+        settings apply: its timeout replaces ``inv.timeout``. It raises :class:`Refused` when
+        the emulator cannot run it (no such function: 404; full: 429; failed: 500)."""
+        target = self.functions.get(function)
+        inv.timeout = target.settings.timeout
+        return await self._invoke(target, inv)
 
-    async def _invoke(self, inv: Invocation) -> Outcome:
+    async def _invoke(self, function: Function, inv: Invocation) -> Outcome:
         """Run ``inv`` on a sandbox and return how it ended. A runtime that cannot start or
         ends before taking the invoke gives Lambda's error outcome and a console line; the
         emulator itself failing (or full) raises :class:`Refused`."""
+        if function.settings.xray_sampled and inv.trace_made:
+            inv.trace_id = new_trace_id(sampled=True)  # active tracing: Lambda samples the invoke
+        pool = function.pool
         try:
-            sandbox = await self.pool.acquire()
+            sandbox = await pool.acquire()
         except InvalidEntrypoint as exc:
             # Lambda's answer for an entrypoint it cannot exec: 200, X-Amz-Function-Error:
             # Unhandled, errorType Runtime.InvalidEntrypoint (a function error: the image is
             # wrong, the service is fine)
             inv.finish(Outcome.fault(faults.INVALID_ENTRYPOINT, "RequestId: %s Error: %s" % (inv.request_id, exc)))
-            self._never_delivered(inv, None)
+            self._never_delivered(function, inv, None)
             return inv.outcome.result()
         except SandboxUnavailable as exc:
             # the emulator out of descriptors, processes or memory: the service failed, not the
@@ -356,17 +265,17 @@ class Emulator:
             inv.finish(Outcome.fault(faults.UNKNOWN, "RequestId: %s Error: %s" % (inv.request_id, exc)))
             outcome = inv.outcome.result()
         finally:
-            self.pool.release(sandbox)
+            pool.release(sandbox)
         if inv.delivered_at:
             if outcome.kind == "fault" and outcome.error_type == faults.SANDBOX_TIMEDOUT:
                 self._line(inv, "%s %s Task timed out after %.2f seconds" % (_utc_now(), inv.request_id, inv.timeout))
             self._line(inv, "END RequestId: %s" % inv.request_id)
-            self._line(inv, report_line(inv, sandbox.take_init_ms(), self.settings.memory_mb, sandbox.max_memory_used_mb()))
+            self._line(inv, report_line(inv, sandbox.take_init_ms(), function.settings.memory_mb, sandbox.max_memory_used_mb()))
         else:
-            self._never_delivered(inv, sandbox)
+            self._never_delivered(function, inv, sandbox)
         return outcome
 
-    def _never_delivered(self, inv: Invocation, sandbox: Optional[Sandbox]) -> None:
+    def _never_delivered(self, function: Function, inv: Invocation, sandbox: Optional[Sandbox]) -> None:
         """Say why an invoke failed before its runtime took it: the runtime could not start,
         exited or timed out during init. (An init error the runtime reported itself was
         logged by the runtime.)"""
@@ -376,7 +285,7 @@ class Emulator:
         if outcome.error_type == faults.INIT_TIMEOUT and sandbox is not None:
             init_ms = (time.monotonic() - sandbox.spawned_at) * 1000.0
             self._line(inv, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: timeout" % init_ms)
-            self._line(inv, _init_timeout_reason(sandbox.init_wait(inv), self.settings.init_timeout, inv.timeout))
+            self._line(inv, _init_timeout_reason(sandbox.init_wait(inv), function.settings.init_timeout, inv.timeout))
             return
         error_type, message = outcome.error_code_and_details()
         self._line(inv, "%s (%s)" % (message, error_type))
