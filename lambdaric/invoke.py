@@ -42,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", dest="sample", metavar="NAME", choices=sample_names(),
                    help="send the sample event NAME instead of EVENT: %s (`python -m lambdaric event list` says what each is)" % ", ".join(sample_names()))
     p.add_argument("--type", default="RequestResponse", choices=["RequestResponse", "Event", "DryRun"], help="invocation type")
-    p.add_argument("--tail", action="store_true", help="print the decoded log tail (X-Amz-Log-Type: Tail) on stderr")
+    p.add_argument("--tail", action="store_true",
+                   help="print the decoded log tail (X-Amz-Log-Type: Tail) on stderr, the lines of a multi-line record indented")
     p.add_argument("--stream", action="store_true", help="use InvokeWithResponseStream and print chunks as they come")
-    p.add_argument("--function", default="function", help="function name when TARGET is a handler or a base URL")
+    p.add_argument("--function", help="the function to invoke: its name in the URL (replacing the one a full URL "
+                   "has), or the name a handler is served under (default: function)")
     p.add_argument("--client-context", help="client context JSON (sent base64-encoded)")
     p.add_argument("--tenant-id", help="tenant id (X-Amz-Tenant-Id)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the answer (default %(default)s)")
@@ -67,9 +69,13 @@ def read_event(spec: str) -> bytes:
     return spec.encode("utf-8")
 
 
-def invoke_url(base_or_url: str, function: str, stream: bool) -> str:
-    """A full invoke URL from what the user gave (full URL, or just ``http://host:port``)."""
+def invoke_url(base_or_url: str, function: Optional[str], stream: bool) -> str:
+    """A full invoke URL from what the user gave (full URL, or just ``http://host:port``);
+    ``function`` replaces the name a full URL has."""
     url = base_or_url.rstrip("/")
+    if function is not None:
+        url = re.sub(r"(/functions/)[^/]+(/(response-streaming-)?invocations)$", lambda m: m.group(1) + function + m.group(2), url)
+    function = function or "function"
     if "/functions/" in url:
         if stream:
             url = re.sub(r"/2015-03-31/functions/([^/]+)/invocations$", r"/2021-11-15/functions/\1/response-streaming-invocations", url)
@@ -82,10 +88,11 @@ def invoke_url(base_or_url: str, function: str, stream: bool) -> str:
 class LocalEmulator:
     """An emulator serving one handler on a free loopback port, for one invoke."""
 
-    def __init__(self, handler: str, quiet: bool = False) -> None:
+    def __init__(self, handler: str, quiet: bool = False, function: Optional[str] = None) -> None:
         env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+        name = ["--function-name", function] if function else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lambdaric", handler, "--listen", "127.0.0.1:0"],
+            [sys.executable, "-m", "lambdaric", handler, "--listen", "127.0.0.1:0"] + name,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
@@ -163,7 +170,7 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
     target = args.target
     try:
         if not re.match(r"https?://", target):
-            emulator = LocalEmulator(target, quiet=args.tail)  # the tail shows the log
+            emulator = LocalEmulator(target, quiet=args.tail, function=args.function)  # the tail shows the log
             target = emulator.base
         url = invoke_url(target, args.function, args.stream)
         response = requests.post(url, data=event, headers=headers, stream=args.stream, timeout=(10, args.timeout))
@@ -177,7 +184,7 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
             failed = bool(response.headers.get("X-Amz-Function-Error"))
             log = response.headers.get("X-Amz-Log-Result")
         if args.tail and log:
-            sys.stderr.write(base64.b64decode(log).decode("utf-8", "replace"))
+            sys.stderr.write(readable_tail(base64.b64decode(log).decode("utf-8", "replace")))
         return 1 if failed else 0
     except (requests.RequestException, RuntimeError, OSError) as exc:
         sys.stderr.write("lambdaric invoke: %s\n" % exc)
@@ -185,6 +192,14 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
     finally:
         if emulator is not None:
             emulator.close()
+
+
+def readable_tail(text: str) -> str:
+    """The log tail for reading: a multi-line record (a traceback, a logged text of several
+    lines) has its lines joined by ``\r`` so that CloudWatch keeps it one event, and a terminal
+    shows only its last line; here each goes on a line of its own, indented under the first.
+    (``X-Amz-Log-Result`` itself is never changed: API clients get Lambda's bytes.)"""
+    return re.sub(r"\r(?!\n)", "\n    ", text).replace("\r\n", "\n")
 
 
 #: The prelude of an event-stream message: total length, headers length, prelude CRC.

@@ -1,5 +1,6 @@
 """``lambdaric invoke`` as a user runs it: a real process, against a handler it serves
 itself or against a running emulator's URL."""
+import base64
 import json
 import os
 import subprocess
@@ -200,3 +201,67 @@ def test_invoke_without_requests_says_what_to_install(tmp_path):
                          capture_output=True, env=env, timeout=30)
     assert (out.returncode, out.stdout) == (2, b"")
     assert out.stderr == b"lambdaric invoke needs requests (pip install requests): No module named requests\n"
+
+
+# --------------------------------------------------------------------------- --tail, --function (issue 19)
+
+MULTI_LINE_APP = {
+    "app.py": """
+        import logging
+
+        def handler(event, context):
+            logging.getLogger().warning("first line\\nsecond line\\nthird line")
+            return {"name": context.function_name}
+    """
+}
+
+
+def test_tail_prints_every_line_of_a_multi_line_record(tmp_path):
+    """A multi-line log record reaches the tail with its lines joined by \\r (one CloudWatch
+    event, as on Lambda; API clients get exactly that), which a terminal would overwrite down
+    to the last line; ``--tail`` prints each on a line of its own, indented."""
+    with RunningEmulator(MULTI_LINE_APP) as emu:
+        raw = base64.b64decode(emu.client().invoke(FunctionName="function", LogType="Tail")["LogResult"])
+        assert b"first line\rsecond line\rthird line\n" in raw  # X-Amz-Log-Result unchanged
+        out = lambdaric_invoke([emu.url(), "--tail"], str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert b"\r" not in out.stderr
+    lines = out.stderr.decode().splitlines()
+    first = [i for i, line in enumerate(lines) if line.endswith("first line")]
+    assert len(first) == 1 and lines[first[0]].startswith("[WARNING]\t"), lines
+    assert lines[first[0] + 1 : first[0] + 3] == ["    second line", "    third line"], lines
+
+
+@pytest.mark.parametrize("text, readable", [
+    ("a\rb\rc\n", "a\n    b\n    c\n"),
+    ("one\r\ntwo\n", "one\ntwo\n"),  # a record's own \r\n ending is a plain line end
+    ("plain\n", "plain\n"),
+    ("", ""),
+    ("cut in the mid\r", "cut in the mid\n    "),  # the 4 KB tail may end inside a record
+])
+def test_readable_tail(text, readable):
+    from lambdaric.invoke import readable_tail
+
+    assert readable_tail(text) == readable
+
+
+def test_function_option_names_the_function_of_a_multi_function_emulator(tmp_path):
+    with RunningEmulator(MULTI_LINE_APP, handler=None, args=["--function", "one=app.handler", "--function", "two=app.handler"]) as emu:
+        for name in ("one", "two"):
+            out = lambdaric_invoke([emu.base, "--function", name], str(tmp_path))
+            assert (out.returncode, json.loads(out.stdout)) == (0, {"name": name}), out.stderr
+        out = lambdaric_invoke([emu.url("one"), "--function", "two"], str(tmp_path))  # replaces the URL's name
+        assert json.loads(out.stdout) == {"name": "two"}
+        out = lambdaric_invoke([emu.base, "--function", "three"], str(tmp_path))
+        assert out.returncode == 2
+        assert out.stderr == (b"lambdaric invoke: 404 ResourceNotFoundException: {\"Type\": \"User\", \"message\": "
+                              b"\"Function not found: arn:aws:lambda:us-east-1:123456789012:function:three\"}\n")
+
+
+def test_handler_mode_serves_under_the_function_name(tmp_path):
+    files = MULTI_LINE_APP["app.py"]
+    import textwrap
+
+    (tmp_path / "app.py").write_text(textwrap.dedent(files).lstrip())
+    out = lambdaric_invoke(["app.handler", "--function", "orders"], str(tmp_path))
+    assert (out.returncode, json.loads(out.stdout)) == (0, {"name": "orders"}), out.stderr
