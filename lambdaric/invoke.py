@@ -74,7 +74,8 @@ def invoke_url(base_or_url: str, function: Optional[str], stream: bool) -> str:
     ``function`` replaces the name a full URL has."""
     url = base_or_url.rstrip("/")
     if function is not None:
-        url = re.sub(r"(/functions/)[^/]+(/(response-streaming-)?invocations)$", lambda m: m.group(1) + function + m.group(2), url)
+        name = function
+        url = re.sub(r"(/functions/)[^/]+(/(response-streaming-)?invocations)$", lambda m: m.group(1) + name + m.group(2), url)
     function = function or "function"
     if "/functions/" in url:
         if stream:
