@@ -415,8 +415,13 @@ class Front:
                 ex.note = "%s: %s" % (exc.error_type, exc.message)
                 return web_events.refused(self.integration, exc.status), keep
             data = await first
-            if data is None:  # nothing streamed: a buffered result, or a failure
-                return self._result(await task, req, ex), keep
+            if data is None:  # nothing streamed: a failure, or a buffered handler's result
+                outcome = await task
+                if outcome.failed or web_events.media_type(outcome.content_type) == web_events.HTTP_INTEGRATION_RESPONSE:
+                    return self._result(outcome, req, ex), keep
+                # a response-stream URL forwards a buffered result as it is: no statusCode
+                # interpretation (docs/http-front.md)
+                return self._with_ids(WebResponse(200, [("Content-Type", outcome.content_type)], outcome.body), ex), keep
             status, headers = 200, [("Content-Type", inv.stream_content_type)]
             if web_events.media_type(inv.stream_content_type) == web_events.HTTP_INTEGRATION_RESPONSE:
                 prelude = data

@@ -276,6 +276,11 @@ class Context(NamedTuple):
     binary_media_types: Sequence[str] = ()
 
 
+def short_id(request_id: str) -> str:
+    """API Gateway's short request id (``JKJaXmPLvHcESHA=``): 11 bytes of ``request_id`` in base64."""
+    return base64.b64encode(bytes.fromhex(request_id.replace("-", "")[:22])).decode("ascii")
+
+
 def new_context(function: str, trace_id: str, stage: str, binary_media_types: Sequence[str] = (), now: Optional[float] = None) -> Context:
     return Context(function, str(uuid.uuid4()), trace_id, time.time() if now is None else now, stage, binary_media_types)
 
@@ -342,7 +347,7 @@ def _event_v2(integration: Integration, req: WebRequest, match: Match, ctx: Cont
             "sourceIp": req.source_ip,
             "userAgent": headers.get("user-agent", ""),
         },
-        "requestId": ctx.request_id if url else base64.b64encode(ctx.request_id.encode()[:12]).decode("ascii"),
+        "requestId": ctx.request_id if url else short_id(ctx.request_id),
         "routeKey": route_key,
         "stage": ctx.stage,
         "time": request_time(ctx.now),
@@ -399,7 +404,7 @@ def _event_rest(req: WebRequest, match: Match, ctx: Context) -> Dict[str, Any]:
             "apiId": api_id(ctx.function),
             "domainName": _last(fields, "host") or "localhost",
             "domainPrefix": (_last(fields, "host") or "localhost").split(":", 1)[0].split(".", 1)[0],
-            "extendedRequestId": base64.b64encode(ctx.request_id.encode()[:12]).decode("ascii"),
+            "extendedRequestId": short_id(ctx.request_id),
             "httpMethod": req.method,
             "identity": {
                 "accessKey": None,
