@@ -125,7 +125,7 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "boto3>=1.26", "cffi>=1.15", "build>=1"],
         # what examples/ and their tests use (the runtime itself needs none of it)
         "examples": ["aws-lambda-powertools[parser,tracer]>=3",
-                     "fastapi>=0.100", "mangum>=0.17", "python-multipart>=0.0.9", "moto[server]>=5", "boto3>=1.28",
+                     "fastapi>=0.100", "mangum>=0.17", "python-multipart>=0.0.13", "moto[server]>=5", "boto3>=1.28",
                      "Flask>=2.3", "apig-wsgi>=2.18", "Django>=4.2"],
         # the browser tests (tests/test_browser_*.py): Playwright's Python client only; the browser
         # is Debian's chromium (apt-get install chromium), never one Playwright downloads
