@@ -163,3 +163,27 @@ def test_garbage_results_per_integration(integration, status, body):
         else:
             assert emu.request("GET", "/?mode=list")[3] == b"[1, 2]"
         assert emu.echo("GET", "/fine")["event"]
+
+
+def test_http_1_0_keep_alive_is_honoured(emu):
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as s:
+        for i in range(2):
+            s.sendall(b"GET /old%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % i)
+            data = b""
+            while b'"rawPath": "/old%d"' % i not in data:
+                piece = s.recv(65536)
+                assert piece, data
+                data += piece
+            assert b"\r\nConnection: keep-alive\r\n" in data
+
+
+@pytest.mark.parametrize("target, status, path", [
+    (b"http://example.com/abs?q=1", 200, "/abs"),
+    (b"*", 400, None),
+    (b"nopath", 400, None),
+])
+def test_request_target_forms(emu, target, status, path):
+    answer = raw(emu.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", shut=False)
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
+    if path:
+        assert b'"rawPath": "%s"' % path.encode() in answer and b'"rawQueryString": "q=1"' in answer

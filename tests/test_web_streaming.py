@@ -146,3 +146,18 @@ def test_a_streaming_handler_behind_a_buffered_url_still_answers():
     with WebEmulator(APP) as emu:
         status, _, headers, data = emu.request("GET", "/")
         assert status == 201 and header(headers, "X-Stream") == "yes" and data.count(b"data: tick") == 4
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_runtime(emu):
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as s:
+        s.sendall(b"GET /leaving HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 201 Created")
+    # the handler writes on into a stream nobody reads; the rest is dropped and the runtime is free
+    started = time.monotonic()
+    for _ in range(4):  # more requests than one runtime would take if one were stuck
+        status, _, _, data = emu.request("GET", "/?mode=plain")
+        assert (status, data) == (200, b"first;second;")
+    assert time.monotonic() - started < 10
+    time.sleep(2)
+    line = [l for l in emu.log_lines() if '"GET /leaving"' in l][-1]
+    assert " 201 " in line, line

@@ -314,7 +314,13 @@ class Front:
             res, keep = await self._answer(req, writer, ex, keep)
             if res is not None:
                 ex.status = res.status
+                if req.version == "HTTP/1.0" and keep:
+                    res = res._replace(headers=list(res.headers) + [("Connection", "keep-alive")])
                 ex.size = await self._send(writer, res, head_only, not keep)
+        except ConnectionError:
+            ex.note = (ex.note + "; " if ex.note else "") + "the client closed the connection"
+            ex.status = ex.status or 499
+            raise
         finally:
             if ex.status:
                 self.say(ex.line())
@@ -323,6 +329,12 @@ class Front:
     async def _answer(self, req: http.Request, writer: asyncio.StreamWriter, ex: Exchange, keep: bool) -> Tuple[Optional[WebResponse], bool]:
         """The answer to send (None: sent already, streamed) and whether to keep the connection."""
         integration = self.integration
+        if not req.path.startswith("/"):
+            scheme, sep, rest = req.path.partition("://")
+            if not sep or scheme.lower() not in ("http", "https"):
+                ex.note = "the request target is not a path"
+                return WebResponse(400, [("Content-Type", "application/json")], b'{"message":"Bad Request"}'), False
+            req.path = "/" + rest.partition("/")[2]  # absolute form (a proxy's request): its path
         named, path = self._pick(req.path)
         functions = self.functions()
         if named is not None and named not in functions:

@@ -558,8 +558,8 @@ def _status(obj: Mapping[str, Any]) -> int:
     status = obj.get("statusCode")
     if type(status) is not int:
         raise BadResult("statusCode is %s (a %s), not an integer" % (ascii(status)[:40], type(status).__name__))
-    if not 100 <= status <= 599:
-        raise BadResult("statusCode %d is not an HTTP status (100-599)" % status)
+    if not 200 <= status <= 599:
+        raise BadResult("statusCode %d is not a final HTTP status (200-599)" % status)
     return status
 
 
