@@ -1,5 +1,7 @@
 """examples/fastapi in a real browser: headless Chromium (Playwright) browses the app served by
-``python -m lambdaric app.handler --http 127.0.0.1:0`` (function URL events, mangum inside).
+``python -m lambdaric app.handler --http 127.0.0.1:0`` (mangum inside) as a function URL, behind an
+HTTP API, a REST API (``--binary-media-types '*/*'``: AWS's advice for browsers, whose Accept
+header does not start with the image's type) and an ALB: each integration's events and answers must make the same pages.
 Checked as a user sees it: the page loads, the form posts urlencoded and its result shows, the
 cookies come back on the next requests, the PNG downloads with the exact bytes the app drew
 and the browser decodes it (its size and pixels)."""
@@ -26,9 +28,12 @@ def example_module():
     return module
 
 
-@pytest.fixture(scope="module")
-def site():
-    with web_function("fastapi") as running:
+INTEGRATIONS = {"url": [], "http-api": [], "rest": ["--binary-media-types", "*/*"], "alb": []}
+
+
+@pytest.fixture(scope="module", params=sorted(INTEGRATIONS))
+def site(request):
+    with web_function("fastapi", "--integration", request.param, *INTEGRATIONS[request.param]) as running:
         yield running
 
 
