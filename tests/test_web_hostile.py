@@ -187,3 +187,13 @@ def test_request_target_forms(emu, target, status, path):
     assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
     if path:
         assert b'"rawPath": "%s"' % path.encode() in answer and b'"rawQueryString": "q=1"' in answer
+
+
+def test_an_idle_keep_alive_connection_is_closed_quietly(emu):
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as s:
+        s.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b'"rawPath": "/idle"' not in data:
+            data += s.recv(65536)
+        s.settimeout(5)
+        assert s.recv(65536) == b""  # after LAMBDARIC_HTTP_TIMEOUT: closed, no unasked-for 408

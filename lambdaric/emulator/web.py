@@ -248,7 +248,12 @@ class Front:
                 try:
                     req = await asyncio.wait_for(http.read_request(reader, self.limit), HEAD_TIMEOUT)
                 except asyncio.TimeoutError:
-                    await self._plain(writer, 408, "no complete request within %g s" % HEAD_TIMEOUT, close=True)
+                    if not getattr(reader, "_buffer", b"x"):  # an idle keep-alive connection: closed quietly
+                        return
+                    ex = Exchange(source, "-", "-")
+                    ex.status, ex.note = 408, "no complete request head within %g s" % HEAD_TIMEOUT
+                    ex.size = await self._plain(writer, 408, ex.note, close=True)
+                    self.say(ex.line())
                     return
                 except http.BadRequest as exc:
                     ex = Exchange(source, "-", "-")
