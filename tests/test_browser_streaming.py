@@ -44,9 +44,10 @@ def test_event_source_reads_the_tokens_as_they_are_generated(site, page):
     times = [at / 1000.0 for at, _ in arrivals]
     # first token well before the last: ~(TOKENS - 1) * TOKEN_DELAY = 3.4 s apart (generous bounds)
     assert times[-1] - times[0] > 0.6 * (TOKENS - 1) * TOKEN_DELAY, json.dumps(arrivals)
-    # and spread out token by token: most gaps near TOKEN_DELAY, none of the bunching a buffer makes
+    # and spread out token by token: a buffered answer would come as one burst (every gap ~0); here most
+    # gaps are near TOKEN_DELAY (at least half of them, leaving room for a loaded machine's stalls)
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert sum(gap > TOKEN_DELAY / 2 for gap in gaps) >= len(gaps) - 2, json.dumps(arrivals)
+    assert sum(gap > TOKEN_DELAY / 2 for gap in gaps) >= len(gaps) // 2, json.dumps(arrivals)
 
 
 def test_a_get_without_a_prompt_is_400_and_an_unknown_path_404(site):
