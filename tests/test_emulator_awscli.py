@@ -1,10 +1,11 @@
 """The AWS CLI as a real Invoke API client of the built-in emulator: ``aws lambda invoke
---endpoint-url <emulator>`` for a success, a function error, ``--log-type Tail``, and the
-``Event`` and ``DryRun`` invocation types.
+--endpoint-url <emulator>`` for a success, a function error, ``--log-type Tail``, the
+``Event`` and ``DryRun`` invocation types, an invoke without a payload, and several functions.
 
-The CLI is ``aws`` on PATH, else ``python -m awscli`` when the ``awscli`` package is importable
-(``.ci/run`` installs it when it can); the tests skip, saying why, when there is neither or it
-does not run. The CLI gets a hermetic environment: fake credentials and region, config and
+Each test runs with both major versions, each called explicitly: v1 is ``python -m awscli``
+(the ``awscli`` package, installed from PyPI by ``.ci/run``), v2 is ``/usr/bin/aws`` (Debian's
+``awscli`` package, 2.x; ``aws`` on PATH may be either, so it is not used). A missing one skips
+its tests, saying why, and fails them under ``CI=true`` (``peers.missing_peer``). The CLI gets a hermetic environment: fake credentials and region, config and
 credential files that do not exist, no pager, no instance-metadata look-ups, no proxy for
 loopback, one attempt per request. Everything goes to the emulator on 127.0.0.1.
 
@@ -17,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -74,37 +74,37 @@ def _cli_env(tmp: str) -> dict:
     return env
 
 
-def _find_cli(env: dict) -> Tuple[Optional[Cli], str]:
-    candidates: List[List[str]] = []
-    aws = shutil.which("aws")
-    if aws:
-        candidates.append([aws])
-    if importlib.util.find_spec("awscli") is not None:
-        candidates.append([sys.executable, "-m", "awscli"])
-    if not candidates:
-        return None, "no AWS CLI: `aws` is not on PATH and the awscli package is not importable (pip install awscli)"
-    failures = []
-    for argv in candidates:
-        try:
-            proc = subprocess.run(argv + ["--version"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=CLI_TIMEOUT, text=True, errors="replace")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            failures.append("%s: %s" % (" ".join(argv), exc))
-            continue
-        out = (proc.stdout + proc.stderr).strip()
-        match = re.search(r"aws-cli/(\d+)\S*", out)
-        if proc.returncode == 0 and match:
-            fmt = ["--cli-binary-format", "raw-in-base64-out"] if int(match.group(1)) >= 2 else []
-            return Cli(argv, match.group(0), fmt), ""
-        failures.append("%s --version: exit %s, %r" % (" ".join(argv), proc.returncode, out[-300:]))
-    return None, "no working AWS CLI: " + "; ".join(failures)
+#: How each major version is run, explicitly.
+CLIS = {"v1": [sys.executable, "-m", "awscli"], "v2": ["/usr/bin/aws"]}
+INSTALL = {"v1": "pip install awscli", "v2": "apt-get install awscli (Debian 12: 2.9)"}
 
 
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
+def _find_cli(kind: str, env: dict) -> Tuple[Optional[Cli], str]:
+    argv = CLIS[kind]
+    if kind == "v1" and importlib.util.find_spec("awscli") is None:
+        return None, "AWS CLI v1 is not importable here (%s)" % INSTALL[kind]
+    if kind == "v2" and not os.access(argv[0], os.X_OK):
+        return None, "AWS CLI v2 is not installed as %s (%s)" % (argv[0], INSTALL[kind])
+    try:
+        proc = subprocess.run(argv + ["--version"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=CLI_TIMEOUT, text=True, errors="replace")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, "%s: %s" % (" ".join(argv), exc)
+    out = (proc.stdout + proc.stderr).strip()
+    match = re.search(r"aws-cli/(\d+)\S*", out)
+    if proc.returncode != 0 or not match:
+        return None, "%s --version: exit %s, %r" % (" ".join(argv), proc.returncode, out[-300:])
+    if "v%s" % match.group(1) != kind:
+        return None, "%s is %s, not %s" % (" ".join(argv), match.group(0), kind)
+    fmt = ["--cli-binary-format", "raw-in-base64-out"] if kind == "v2" else []
+    return Cli(argv, match.group(0), fmt), ""
+
+
+@pytest.fixture(scope="module", params=sorted(CLIS))
+def cli(request, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("awscli-home"))
     env = _cli_env(tmp)
-    found, reason = _find_cli(env)
+    found, reason = _find_cli(request.param, env)
     if found is None:
         missing_peer(reason)
     return found, env
@@ -116,8 +116,8 @@ def emu(cli):  # after cli: no emulator is started when the tests skip
         yield running
 
 
-def aws_invoke(cli, emu, tmp_path, payload: str, *options: str) -> Tuple[dict, bytes]:
-    """``aws lambda invoke`` against the emulator; (the CLI's stdout JSON, the output file's bytes)."""
+def run_aws(cli, emu, tmp_path, payload: Optional[str], *options: str, function: str = "function") -> subprocess.CompletedProcess:
+    """``aws lambda invoke`` against the emulator (``payload`` None: no ``--payload``), writing to out.json."""
     tool, env = cli
     outfile = tmp_path / "out.json"
     if outfile.exists():
@@ -125,16 +125,20 @@ def aws_invoke(cli, emu, tmp_path, payload: str, *options: str) -> Tuple[dict, b
     argv = tool.argv + [
         "lambda", "invoke",
         "--endpoint-url", emu.base,
-        "--function-name", "function",
-        "--payload", payload,
+        "--function-name", function,
+    ] + (["--payload", payload] if payload is not None else []) + [
         "--output", "json",
         "--cli-connect-timeout", "5",
         "--cli-read-timeout", "30",
     ] + tool.binary_format + list(options) + [str(outfile)]
-    proc = subprocess.run(argv, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True,
-                          timeout=CLI_TIMEOUT)
-    assert proc.returncode == 0, "%s failed (exit %d): %r %r" % (tool.version, proc.returncode, proc.stdout, proc.stderr)
-    return json.loads(proc.stdout), outfile.read_bytes()
+    return subprocess.run(argv, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True, timeout=CLI_TIMEOUT)
+
+
+def aws_invoke(cli, emu, tmp_path, payload: Optional[str], *options: str, function: str = "function") -> Tuple[dict, bytes]:
+    """``aws lambda invoke`` against the emulator; (the CLI's stdout JSON, the output file's bytes)."""
+    proc = run_aws(cli, emu, tmp_path, payload, *options, function=function)
+    assert proc.returncode == 0, "%s failed (exit %d): %r %r" % (cli[0].version, proc.returncode, proc.stdout, proc.stderr)
+    return json.loads(proc.stdout), (tmp_path / "out.json").read_bytes()
 
 
 def test_success(cli, emu, tmp_path):
@@ -211,3 +215,47 @@ def test_dry_run(cli, emu, tmp_path):
     answer, _ = aws_invoke(cli, emu, tmp_path, json.dumps({"kind": "rid"}))
     assert answer["StatusCode"] == 200
     assert not marker.exists()
+
+
+def test_the_readme_example(cli, emu, tmp_path):
+    """README's line, as written, on v2; v1 rejects --cli-binary-format (which is why v1's
+    tests leave it out), so the README's line is for v2, the CLI AWS installs today."""
+    tool, env = cli
+    argv = tool.argv + ["lambda", "invoke", "--cli-binary-format", "raw-in-base64-out", "--endpoint-url", emu.base,
+                        "--function-name", "function", "--payload", '{"name": "x"}', "out.json"]
+    proc = subprocess.run(argv, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True, timeout=CLI_TIMEOUT)
+    if tool.version.startswith("aws-cli/1."):
+        assert proc.returncode == 255 and b"Unknown options: --cli-binary-format" in proc.stderr, proc
+        return
+    assert proc.returncode == 0, proc
+    assert json.loads(proc.stdout) == {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    assert json.loads((tmp_path / "out.json").read_bytes()) == {"name": "x"}
+
+
+def test_no_payload_is_the_event_empty_object(cli, emu, tmp_path):
+    """Without --payload the CLI sends no body; Lambda hands the function {} (docs/emulator.md)."""
+    answer, body = aws_invoke(cli, emu, tmp_path, None)
+    assert answer == {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    assert body == b"{}"
+
+
+SEVERAL = {
+    "app.py": """
+        def handler(event, context):
+            return {"name": context.function_name, "arn": context.invoked_function_arn}
+    """
+}
+
+
+def test_several_functions(cli, tmp_path):
+    tool, _ = cli
+    with RunningEmulator(SEVERAL, handler=None, args=["--function", "orders=app.handler", "--function", "thumbs=app.handler"]) as emu:
+        for name, arn in (("orders", "orders"), ("thumbs", "thumbs"), ("arn:aws:lambda:us-east-1:123456789012:function:thumbs:7", "thumbs:7")):
+            answer, body = aws_invoke(cli, emu, tmp_path, "{}", function=name)
+            assert json.loads(body) == {"name": arn.split(":")[0], "arn": "arn:aws:lambda:us-east-1:123456789012:function:" + arn}
+        proc = run_aws(cli, emu, tmp_path, "{}", function="nosuch")
+    # v2 exits 254 on a service error, v1 255
+    assert proc.returncode == (255 if tool.version.startswith("aws-cli/1.") else 254), proc
+    assert proc.stderr.strip() == (
+        b"An error occurred (ResourceNotFoundException) when calling the Invoke operation (reached max retries: 0): "
+        b"Function not found: arn:aws:lambda:us-east-1:123456789012:function:nosuch"), proc.stderr
