@@ -111,7 +111,7 @@ def test_function_url_event_exact():
         "rawQueryString": "p1=v1&p1=v2&p2=%20x",
         "cookies": ["a=1", "b=2"],
         "headers": {
-            "host": "127.0.0.1:8000", "user-agent": "agent/1", "x-multi": "x,y", "content-type": "application/json",
+            "host": "127.0.0.1:8000", "user-agent": "agent/1", "cookie": "a=1; b=2", "x-multi": "x,y", "content-type": "application/json",
             "x-forwarded-for": "192.0.2.1", "x-forwarded-port": "8000", "x-forwarded-proto": "http",
             "x-amzn-trace-id": "Root=1-5e5ff9de-0123456789abcdef01234567",
         },
@@ -134,6 +134,11 @@ def test_function_url_event_exact():
         "stageVariables": None,
     }
     assert len(url_id) == 32
+
+
+def test_http_api_takes_the_cookie_header_out():
+    event = we.build_event(INTEGRATIONS["http-api"], req(fields=[("Host", "h"), ("Cookie", "a=1"), ("Cookie", "b=2; c=3")]), no_route(), ctx())
+    assert event["cookies"] == ["a=1", "b=2", "c=3"] and "cookie" not in event["headers"]
 
 
 def test_payload_v2_binary_body_is_base64_and_empty_parts_are_left_out():

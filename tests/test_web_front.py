@@ -140,7 +140,7 @@ def test_function_url_event_fields(url_emu):
     assert event["queryStringParameters"] == {"b": "2", "a": "1,x y"}
     host = "127.0.0.1:%d" % url_emu.port
     assert event["headers"] == {
-        "host": host, "accept-encoding": "identity", "user-agent": "tester/1", "x-dup": "1",
+        "host": host, "accept-encoding": "identity", "cookie": "s=1; t=2", "user-agent": "tester/1", "x-dup": "1",
         "x-forwarded-for": "127.0.0.1", "x-forwarded-port": str(url_emu.port), "x-forwarded-proto": "http",
         "x-amzn-trace-id": event["headers"]["x-amzn-trace-id"],
     }

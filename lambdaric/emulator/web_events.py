@@ -321,7 +321,8 @@ def _event_v2(integration: Integration, req: WebRequest, match: Match, ctx: Cont
         key = name.lower()
         if key == "cookie":
             cookies += [c.strip() for c in value.split(";") if c.strip()]
-            continue
+            if not url:  # an HTTP API takes the header out; a function URL keeps it as well
+                continue
         headers[key] = headers[key] + "," + value if key in headers else value
     query: Dict[str, str] = {}
     for key, value in parse_qsl(req.query, keep_blank_values=True):
