@@ -355,3 +355,44 @@ def test_sigterm_stops_every_functions_runtimes():
         assert emu.stop(signal.SIGTERM) == 0
     for pid in pids:
         assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z"
+
+
+XRAY_APP = {
+    "app.py": """
+        import os
+        from aws_xray_sdk.core import xray_recorder
+
+        def handler(event, context):
+            with xray_recorder.in_subsegment("work"):
+                pass
+            return os.environ["_X_AMZN_TRACE_ID"]
+    """
+}
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_the_xray_sdk_sends_to_a_local_daemon_when_sampled(sampled):
+    """The real X-Ray SDK in the function, a UDP socket on loopback as its daemon
+    (``AWS_XRAY_DAEMON_ADDRESS``): with ``--xray-sampled`` the subsegment arrives, carrying the
+    trace id the emulator made; without it the SDK sends nothing, as on Lambda without active tracing."""
+    import socket
+
+    peer_module("aws_xray_sdk.core", "pip install aws-xray-sdk, or the examples extra")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(10 if sampled else 2)
+        env = {"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1]}
+        with RunningEmulator(XRAY_APP, args=["--xray-sampled"] if sampled else [], env=env) as emu:
+            trace = json.loads(emu.client().invoke(FunctionName="function")["Payload"].read())
+            assert trace.endswith(";Sampled=%d" % sampled), trace
+            if not sampled:
+                with pytest.raises(socket.timeout):
+                    daemon.recvfrom(65536)
+                return
+            packet, _ = daemon.recvfrom(65536)
+    header, _, body = packet.partition(b"\n")
+    assert json.loads(header) == {"format": "json", "version": 1}
+    segment = json.loads(body)
+    assert (segment["name"], segment["type"]) == ("work", "subsegment")
+    fields = dict(part.split("=", 1) for part in trace.split(";"))
+    assert (segment["trace_id"], segment["parent_id"]) == (fields["Root"], fields["Parent"])
