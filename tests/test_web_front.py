@@ -443,3 +443,12 @@ def test_several_functions_by_prefix_and_by_route():
         assert got["event"]["rawPath"] == "/x" and got["arn"].endswith(":function:main")
         assert emu.echo("GET", "/plain")["arn"].endswith(":function:main")  # the first function is the default
         assert emu.request("GET", "/lambda-url/third/")[0] == 404
+
+
+def test_a_port_in_use_is_one_line_and_exit_1():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        out = _run(["--http", "127.0.0.1:%d" % port])
+    assert out.returncode == 1
+    assert "lambdaric: cannot listen on 127.0.0.1:%d for --http: " % port in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
