@@ -197,3 +197,33 @@ def test_an_idle_keep_alive_connection_is_closed_quietly(emu):
             data += s.recv(65536)
         s.settimeout(5)
         assert s.recv(65536) == b""  # after LAMBDARIC_HTTP_TIMEOUT: closed, no unasked-for 408
+
+
+def test_a_burst_of_connections_each_gets_an_answer(emu):
+    """More requests at once than the runtimes (4) and the queue (64) hold: each one is answered,
+    with the function's result or the function URL's 429, none dropped."""
+    answers = {}
+
+    def one(i):
+        try:
+            answers[i] = emu.request("GET", "/burst/%d" % i, timeout=60)
+        except Exception as exc:  # (counted as lost)
+            answers[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(120)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert len(answers) == 120
+    ok = 0
+    for i, answer in answers.items():
+        assert not isinstance(answer, Exception), (i, answer)
+        status, _, headers, data = answer
+        if status == 200:
+            ok += 1
+            assert json.loads(data)["event"]["rawPath"] == "/burst/%d" % i
+        else:
+            assert (status, data, header(headers, "Retry-After")) == (429, b'{"message":"Too Many Requests"}', "1")
+    assert ok >= 68
+    still_serving(emu)

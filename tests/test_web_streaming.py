@@ -33,6 +33,11 @@ APP = {
                 stream.write(lambdaric.HttpResponse(200, headers={"Content-Type": "text/plain"}))
                 stream.write("partial;")
                 raise ValueError("failed mid-stream")
+            if mode == "big":
+                stream.write(lambdaric.HttpResponse(200, headers={"Content-Type": "application/octet-stream"}))
+                for i in range(16):
+                    stream.write(bytes([i]) * (1024 * 1024))
+                return
             if mode == "badprelude":
                 stream.content_type = "application/vnd.awslambda.http-integration-response"
                 stream.write(b"this is no prelude" + b"\0" * 8 + b"body")
@@ -161,3 +166,9 @@ def test_a_client_that_leaves_mid_stream_frees_the_runtime(emu):
     time.sleep(2)
     line = [l for l in emu.log_lines() if '"GET /leaving"' in l][-1]
     assert " 201 " in line, line
+
+
+def test_a_large_stream_arrives_whole_and_in_order(emu):
+    status, _, headers, data = emu.request("GET", "/?mode=big", timeout=60)
+    assert status == 200 and len(data) == 16 * 1024 * 1024
+    assert all(data[i * 1024 * 1024:(i + 1) * 1024 * 1024] == bytes([i]) * (1024 * 1024) for i in range(16))
