@@ -15,7 +15,7 @@ from test_web_front import APP, WebEmulator, header, raw
 
 @pytest.fixture(scope="module")
 def emu():
-    with WebEmulator(APP, args=["--timeout", "2"], env={"LAMBDARIC_HTTP_TIMEOUT": "1.5", "SLEEP": "5"}) as running:
+    with WebEmulator(APP, args=["--timeout", "2"], env={"LAMBDARIC_HTTP_TIMEOUT": "3", "SLEEP": "5"}) as running:
         yield running
 
 
@@ -72,7 +72,7 @@ def test_slow_clients_time_out_and_do_not_hold_up_others(emu):
     try:
         started = time.monotonic()
         still_serving(emu)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # (the slow ones time out after 3 s)
         for s in (slow, slow_body):
             answer = s.recv(65536)
             assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
@@ -195,7 +195,7 @@ def test_an_idle_keep_alive_connection_is_closed_quietly(emu):
         data = b""
         while b'"rawPath": "/idle"' not in data:
             data += s.recv(65536)
-        s.settimeout(5)
+        s.settimeout(10)
         assert s.recv(65536) == b""  # after LAMBDARIC_HTTP_TIMEOUT: closed, no unasked-for 408
 
 
