@@ -375,3 +375,21 @@ def test_argparse_options_exist():
     args = build_parser().parse_args(["--function", "a=x.y", "--functions", "f.json", "--env-file", ".env", "--xray-sampled"])
     assert isinstance(args, argparse.Namespace)
     assert (args.function_specs, args.functions_file, args.env_file, args.xray_sampled) == (["a=x.y"], "f.json", ".env", True)
+
+
+def test_read_functions_file_errors(tmp_path):
+    from lambdaric.emulator.function_config import read_functions_file
+
+    for name, data, message in (
+        ("big.json", b'{"functions": {"a": {"handler": "x.y", "environment": {"A": "%s"}}}}' % (b"x" * (1024 * 1024)),
+         "big.json: larger than 1 MiB: not a functions file"),
+        ("latin.json", b'{"functions": {"caf\xe9": {"handler": "x.y"}}}', "latin.json: not UTF-8 text (byte 19)"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ConfigError) as info:
+            read_functions_file(str(path))
+        assert str(info.value) == "%s/%s" % (tmp_path, message)
+    with pytest.raises(ConfigError) as info:
+        read_functions_file(str(tmp_path))
+    assert str(info.value) == "%s: cannot read it: Is a directory" % tmp_path

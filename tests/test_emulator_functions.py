@@ -396,3 +396,42 @@ def test_the_xray_sdk_sends_to_a_local_daemon_when_sampled(sampled):
     assert (segment["name"], segment["type"]) == ("work", "subsegment")
     fields = dict(part.split("=", 1) for part in trace.split(";"))
     assert (segment["trace_id"], segment["parent_id"]) == (fields["Root"], fields["Parent"])
+
+
+def test_emulator_invoke_routes_by_name_for_other_fronts(tmp_path):
+    """``Emulator.invoke(name, inv)``, the entry point the HTTP front shares: the function's
+    own timeout applies, an unknown name raises Lambda's 404 as :class:`Refused`."""
+    import asyncio
+
+    from lambdaric.emulator.environment import function_environment
+    from lambdaric.emulator.functions import FunctionSettings
+    from lambdaric.emulator.invocation import Invocation
+    from lambdaric.emulator.invoke_api import Refused
+    from lambdaric.emulator.server import Emulator, EmulatorSettings
+
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return [context.function_name, event]\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER", "LAMBDARIC_"))}
+    base["PYTHONPATH"] = REPO
+
+    def settings(name, timeout):
+        env = function_environment(base, name=name, handler="app.handler", memory_mb=128, cwd=str(tmp_path))
+        return FunctionSettings(name, [sys.executable, "-m", "lambdaric", "app.handler"], env, str(tmp_path),
+                                handler="app.handler", memory_mb=128, timeout=timeout)
+
+    async def main():
+        emulator = Emulator(EmulatorSettings([settings("a", 7.0), settings("b", 9.0)], port=0), lambda data: None, lambda data: None)
+        await emulator.start()
+        try:
+            assert emulator.function_names() == ["a", "b"]
+            assert emulator.arn("b") == ARN + "b" and emulator.arn("b", "2") == ARN + "b:2"
+            inv = Invocation(b'{"x": 1}', function_arn=emulator.arn("b"), timeout=1.0)
+            outcome = await emulator.invoke("b", inv)
+            assert (outcome.kind, json.loads(outcome.body), inv.timeout) == ("response", ["b", {"x": 1}], 9.0)
+            with pytest.raises(Refused) as info:
+                await emulator.invoke("c", Invocation(b"{}", function_arn=emulator.arn("c"), timeout=1.0))
+            assert (info.value.status, info.value.error_type, info.value.message) == (
+                404, "ResourceNotFoundException", "Function not found: " + ARN + "c")
+        finally:
+            await emulator.close()
+
+    asyncio.run(main())
