@@ -73,6 +73,7 @@ FULL_ROUNDS = 3
 STARTUP_TIMEOUT = 120.0  # s for N pollers (16 workers importing boto3 on 2 cores)
 INVOKE_TIMEOUT = 60.0  # s without any answer during the warm-up
 REPLACE_TIMEOUT = 15.0  # s for a killed worker's replacement (awslambdaric: never)
+QUICK_REPLACE_TIMEOUT = 5.0  # the same in --quick (CI time; lambdaric's took 0.4-1.2 s under load)
 MAX_CONNECTIONS = 256  # the server refuses more (bounded threads)
 MAX_HEAD = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
@@ -522,7 +523,8 @@ def mb(kb: float) -> float:
     return round(kb / 1024, 1)
 
 
-def measure(api: RuntimeAPI, name: str, n: int, invokes: int, log_path: str) -> Dict[str, Any]:
+def measure(api: RuntimeAPI, name: str, n: int, invokes: int, log_path: str,
+            replace_timeout: float = REPLACE_TIMEOUT) -> Dict[str, Any]:
     """Spawn one contestant with N pollers and take its figures (see the module docstring)."""
     command, extra = CONTESTANTS[name]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDARIC_", "_LAMBDA", "_HANDLER"))}
@@ -561,7 +563,7 @@ def measure(api: RuntimeAPI, name: str, n: int, invokes: int, log_path: str) -> 
         uss = sum(r.get("Private_Clean", 0) + r.get("Private_Dirty", 0) for r in rollups.values())
         init_uss = sum(r.get("Private_Clean", 0) + r.get("Private_Dirty", 0) for r in init)
         rss_workers = [rollups[pid].get("Rss", 0) for pid in workers]
-        replaces, posted = replace_times(api, n, proc.pid)
+        replaces, posted = replace_times(api, n, proc.pid, replace_timeout)
         return {
             "contestant": name,
             "n": n,
@@ -621,10 +623,10 @@ def waiting_workers(api: RuntimeAPI, root: int) -> Dict[int, List[int]]:
     return {pid: conns for pid, conns in out.items() if conns}
 
 
-def replace_times(api: RuntimeAPI, n: int, root: int) -> Tuple[List[float], List[str]]:
+def replace_times(api: RuntimeAPI, n: int, root: int, timeout: float) -> Tuple[List[float], List[str]]:
     """SIGKILL an idle worker ``REPLACE_KILLS`` times (a different one each time) and time until
     N connections wait on ``/next`` again, the killed one's not among them (inf: not replaced
-    within ``REPLACE_TIMEOUT``, and no further kill); what was posted meanwhile (nothing expected)."""
+    within ``timeout`` s, and no further kill); what was posted meanwhile (nothing expected)."""
     times: List[float] = []
     with api.cond:
         answered = set(api.answers)
@@ -637,7 +639,7 @@ def replace_times(api: RuntimeAPI, n: int, root: int) -> Tuple[List[float], List
         killed.add(victim)
         start = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        ready = api.wait_for(n, start + REPLACE_TIMEOUT, exclude=victims[victim])
+        ready = api.wait_for(n, start + timeout, exclude=victims[victim])
         if ready is None:
             times.append(float("inf"))
             break
@@ -843,7 +845,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for name in order:
                     sys.stderr.write("round %d, %s N=%d ...\n" % (r + 1, name, n))
                     try:
-                        row = measure(api, name, n, invokes, log_path)
+                        row = measure(api, name, n, invokes, log_path,
+                                      QUICK_REPLACE_TIMEOUT if args.quick else REPLACE_TIMEOUT)
                     except Failed as exc:
                         row = {"contestant": name, "n": n, "error": str(exc)}
                     runs.setdefault((name, n), []).append(row)
