@@ -53,6 +53,8 @@ APP = {
             if mode == "full":
                 return {"statusCode": 201, "statusDescription": "201 Made", "headers": {"Content-Type": "text/plain", "X-One": "1"},
                         "multiValueHeaders": {"X-Two": ["a", "b"]}, "cookies": ["c1=1; Path=/", "c2=2"], "body": "made"}
+            if mode == "huge":
+                return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
             if mode == "version":
                 with open("version.txt") as f:
                     return {"statusCode": 200, "body": f.read()}

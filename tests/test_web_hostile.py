@@ -227,3 +227,11 @@ def test_a_burst_of_connections_each_gets_an_answer(emu):
             assert (status, data, header(headers, "Retry-After")) == (429, b'{"message":"Too Many Requests"}', "1")
     assert ok >= 68
     still_serving(emu)
+
+
+def test_a_result_over_the_payload_limit_is_an_integration_error(emu):
+    status, _, _, data = emu.request("GET", "/huge?mode=huge")
+    assert (status, data) == (502, b"Internal Server Error")
+    time.sleep(0.05)
+    assert "ResponseSizeTooLarge" in [l for l in emu.log_lines() if "/huge?mode=huge" in l][-1]
+    still_serving(emu)
