@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import errno
 import os
-import shlex
 import signal
 import sys
 import time

@@ -13,7 +13,7 @@ import base64
 import json
 import sys
 import time
-from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Awaitable, Callable, List, Optional, Tuple
 
 from .. import faults, protocol
 from . import http
