@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lambdaric invoke",
         description="Invoke a Lambda function once: at an invoke URL, or a handler served by a temporary local emulator.",
     )
-    p.add_argument("target", nargs="?", default=DEFAULT_URL, help="invoke URL, or module.function to serve (default: %(default)s)")
+    # (no %(default)s in a positional's help: parse_intermixed_args hides positional defaults while it
+    # parses, and --help met then raised KeyError: 'default')
+    p.add_argument("target", nargs="?", default=DEFAULT_URL, help="invoke URL, or module.function to serve (default: %s)" % DEFAULT_URL)
     p.add_argument("event", nargs="?", help="the event: inline JSON, @file, or - for stdin (default: {})")
     p.add_argument("--event", dest="sample", metavar="NAME", choices=sample_names(),
                    help="send the sample event NAME instead of EVENT: %s (`python -m lambdaric event list` says what each is)" % ", ".join(sample_names()))

@@ -265,3 +265,12 @@ def test_handler_mode_serves_under_the_function_name(tmp_path):
     (tmp_path / "app.py").write_text(textwrap.dedent(files).lstrip())
     out = lambdaric_invoke(["app.handler", "--function", "orders"], str(tmp_path))
     assert (out.returncode, json.loads(out.stdout)) == (0, {"name": "orders"}), out.stderr
+
+
+def test_help(tmp_path):
+    """``--help`` is parsed by parse_intermixed_args, which hides positional defaults meanwhile:
+    a ``%(default)s`` in a positional's help raised KeyError there."""
+    out = lambdaric_invoke(["--help"], str(tmp_path))
+    assert out.returncode == 0 and out.stderr == b"", out.stderr
+    text = b" ".join(out.stdout.split())  # as wrapped to the terminal's width
+    assert b"--function FUNCTION" in text and b"invoke URL, or module.function to serve (default: http" in text
