@@ -454,3 +454,15 @@ def test_a_port_in_use_is_one_line_and_exit_1():
     assert out.returncode == 1
     assert "lambdaric: cannot listen on 127.0.0.1:%d for --http: " % port in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_http_front_invokes_are_sampled_under_xray_sampled(sampled):
+    """A request without a trace header gets the one the emulator makes: sampled under
+    --xray-sampled (active tracing), as Invoke API calls are; a caller's header is kept."""
+    files = {"app.py": "import os\ndef handler(event, context):\n    return {'statusCode': 200, 'body': os.environ.get('_X_AMZN_TRACE_ID', '')}\n"}
+    with WebEmulator(files, args=["--xray-sampled"] if sampled else []) as emu:
+        status, _, _, made = emu.request("GET", "/")
+        kept = emu.request("GET", "/", headers={"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"})[3]
+    assert status == 200 and re.fullmatch(rb"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=%d" % sampled, made), made
+    assert kept == b"Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"

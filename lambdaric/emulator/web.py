@@ -383,6 +383,8 @@ class Front:
             return web_events.too_large(integration), keep
         inv = Invocation(payload, function_arn=self.arn(function), timeout=self.timeout(), trace_id=trace,
                          streaming=self.streaming)
+        # a header the front made (the caller sent none): under --xray-sampled the emulator samples it
+        inv.trace_made = not req.header("x-amzn-trace-id")
         ex.request_id = inv.request_id
         if self.streaming:
             return await self._stream(inv, function, req, writer, ex, keep)
