@@ -339,7 +339,11 @@ def test_rest_merges_headers_and_multi_value_headers():
 def test_rest_base64_answer_decoded_only_for_binary_media_types():
     obj = {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "body": base64.b64encode(b"\x89PNG").decode(), "isBase64Encoded": True}
     assert result("rest", obj).body == base64.b64encode(b"\x89PNG")  # no binary media types: the text as is
-    assert result("rest", obj, binary_media_types=["image/png"]).body == b"\x89PNG"
+    # the answer's Content-Type does not decide: the request's first Accept type does
+    assert result("rest", obj, binary_media_types=["image/png"]).body == base64.b64encode(b"\x89PNG")
+    assert result("rest", obj, accept="text/html,image/png", binary_media_types=["image/png"]).body == base64.b64encode(b"\x89PNG")
+    assert result("rest", obj, accept="image/png", binary_media_types=["image/*"]).body == b"\x89PNG"
+    assert result("rest", obj, accept="text/html,image/png", binary_media_types=["*/*"]).body == b"\x89PNG"
     obj["headers"] = {"Content-Type": "application/json"}
     assert result("rest", obj, accept="image/png, */*", binary_media_types=["image/png"]).body == b"\x89PNG"
 

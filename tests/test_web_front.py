@@ -307,8 +307,10 @@ def test_rest_event_and_answers():
         status, _, headers, data = emu.request("GET", "/?mode=full")
         assert status == 201 and [v for k, v in headers if k == "X-Two"] == ["a", "b"] and data == b"made"
         assert header(headers, "Set-Cookie") is None  # cookies is payload 2.0's
-        status, _, _, data = emu.request("GET", "/?mode=binary")
-        assert (status, data) == (200, b"\x89PNG\x00\xff")  # image/png is a binary media type: decoded
+        status, _, _, data = emu.request("GET", "/?mode=binary", headers={"Accept": "image/png,*/*"})
+        assert (status, data) == (200, b"\x89PNG\x00\xff")  # the first Accept type is a binary media type: decoded
+        status, _, _, data = emu.request("GET", "/?mode=binary", headers={"Accept": "text/html,image/png"})
+        assert (status, data) == (200, base64.b64encode(b"\x89PNG\x00\xff"))  # it is not: the base64 text, as API Gateway
         for mode in ("raise", "nostatus", "list", "string", "bytes", "strstatus", "badb64", "inject"):
             status, _, headers, data = emu.request("GET", "/?mode=" + mode)
             assert (status, data, header(headers, "Content-Type")) == (502, b'{"message": "Internal server error"}', "application/json"), mode

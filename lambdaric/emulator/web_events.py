@@ -648,11 +648,12 @@ def parse_result(
 
 
 def _binary_answer(headers: Sequence[Tuple[str, str]], accept: Optional[str], patterns: Sequence[str]) -> bool:
-    """REST: a base64 body is decoded when the request's Accept (its first type) or the
-    answer's Content-Type is one of the API's binary media types."""
-    first_accept = (accept or "").split(",", 1)[0]
-    answer_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-    return matches_media_type(first_accept, patterns) or matches_media_type(answer_type, patterns)
+    """REST, Lambda proxy: a base64 body is decoded only when the request's Accept (its FIRST
+    type) is one of the API's binary media types, whatever the answer's Content-Type: API
+    Gateway's documented rule (a browser page load, ``Accept: text/html,...``, gets the base64
+    text unless the types include ``*/*``, which AWS advises for browsers)."""
+    first_accept = (accept or "*/*").split(",", 1)[0]  # (no Accept: anything, which only */* covers)
+    return matches_media_type(first_accept, patterns)
 
 
 def parse_prelude(data: bytes) -> Tuple[int, List[Tuple[str, str]]]:
