@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 USAGE = """\
 usage: python -m lambdaric [--version] [--help] HANDLER
        python -m lambdaric invoke [--help] ...
+       python -m lambdaric executions list|show|history|callback|stop ...
        python -m lambdaric event list|NAME
 
 Run an AWS Lambda function handler over the Lambda Runtime API.
@@ -57,6 +58,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .invoke import main as invoke_main
 
         return invoke_main(args[1:])
+    if args and args[0] == "executions":
+        from .executions import main as executions_main
+
+        return executions_main(args[1:])
     if args and args[0] == "event":
         from .events.cli import main as event_main
 

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "has), or the name a handler is served under (default: function)")
     p.add_argument("--client-context", help="client context JSON (sent base64-encoded)")
     p.add_argument("--tenant-id", help="tenant id (X-Amz-Tenant-Id)")
+    p.add_argument("--durable", metavar="NAME",
+                   help="start a durable execution named NAME (X-Amz-Durable-Execution-Name; a handler is served with "
+                   "--durable): its ARN goes to stderr, or to stdout with --type Event, which returns at once")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the answer (default %(default)s)")
     return p
 
@@ -91,11 +94,11 @@ def invoke_url(base_or_url: str, function: Optional[str], stream: bool) -> str:
 class LocalEmulator:
     """An emulator serving one handler on a free loopback port, for one invoke."""
 
-    def __init__(self, handler: str, quiet: bool = False, function: Optional[str] = None) -> None:
+    def __init__(self, handler: str, quiet: bool = False, function: Optional[str] = None, durable: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
         name = ["--function-name", function] if function else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lambdaric", handler, "--listen", "127.0.0.1:0"] + name,
+            [sys.executable, "-m", "lambdaric", handler, "--listen", "127.0.0.1:0"] + name + (["--durable"] if durable else []),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
@@ -169,17 +172,22 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
         headers["X-Amz-Client-Context"] = base64.b64encode(args.client_context.encode("utf-8")).decode("ascii")
     if args.tenant_id:
         headers["X-Amz-Tenant-Id"] = args.tenant_id
+    if args.durable:
+        headers["X-Amz-Durable-Execution-Name"] = args.durable
     emulator: Optional[LocalEmulator] = None
     target = args.target
     try:
         if not re.match(r"https?://", target):
-            emulator = LocalEmulator(target, quiet=args.tail, function=args.function)  # the tail shows the log
+            # the tail shows the log
+            emulator = LocalEmulator(target, quiet=args.tail, function=args.function, durable=bool(args.durable))
             target = emulator.base
         url = invoke_url(target, args.function, args.stream)
         response = requests.post(url, data=event, headers=headers, stream=args.stream, timeout=(10, args.timeout))
         if response.status_code >= 400:
             sys.stderr.write("lambdaric invoke: %d %s: %s\n" % (response.status_code, response.headers.get("X-Amzn-ErrorType", ""), response.text[:2000]))
             return 2
+        if args.durable:
+            print_execution_arn(response.headers.get("X-Amz-Durable-Execution-Arn"), args.type, out)
         if args.stream and "/response-streaming-invocations" in url:
             failed, log = _print_stream(response, out)
         else:
@@ -195,6 +203,17 @@ def run(args: argparse.Namespace, out: IO[bytes]) -> int:
     finally:
         if emulator is not None:
             emulator.close()
+
+
+def print_execution_arn(arn: Optional[str], invocation_type: str, out: IO[bytes]) -> None:
+    """The started execution's ARN: on stdout for an ``Event`` invoke, whose answer has no
+    payload (a script captures the ARN), on stderr otherwise (stdout stays the result)."""
+    if not arn:
+        sys.stderr.write("lambdaric invoke: the answer names no durable execution (no X-Amz-Durable-Execution-Arn)\n")
+    elif invocation_type == "Event":
+        _write(out, arn.encode("utf-8") + b"\n")
+    else:
+        sys.stderr.write("durable execution: %s\n" % arn)
 
 
 def readable_tail(text: str) -> str:
@@ -318,4 +337,9 @@ def main(argv: List[str]) -> int:
         args.target, args.event = DEFAULT_URL, args.target
     if args.sample and args.event is not None:
         parser.error("give the event either as EVENT or as --event NAME, not both")
+    if args.durable is not None and args.stream:
+        parser.error("--durable and --stream do not go together (a durable function's result is not streamed)")
+    if args.durable is not None and args.type == "Event" and not re.match(r"https?://", args.target):
+        parser.error("--durable with --type Event needs a running emulator's URL: the one started for a handler "
+                     "would be stopped as soon as the invoke returns")
     return run(args, sys.stdout.buffer)

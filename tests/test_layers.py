@@ -30,7 +30,7 @@ LAYERS = {
     # loops: startup and Managed Instances
     "lambdaric.bootstrap": 4, "lambdaric.concurrency": 4,
     # edges: the public package, the CLI, the invoke client, sample events' CLI, the emulator
-    "lambdaric": 5, "lambdaric.__main__": 5, "lambdaric.invoke": 5, "lambdaric.events.cli": 5,
+    "lambdaric": 5, "lambdaric.__main__": 5, "lambdaric.invoke": 5, "lambdaric.executions": 5, "lambdaric.events.cli": 5,
 }
 EMULATOR = "lambdaric.emulator"
 #: What the emulator may use of the runtime's package: leaves only (it never runs the runtime's code).
