@@ -17,8 +17,8 @@ PSS, USS, RSS
     some), read from ``/proc/PID/smaps_rollup`` of the runtime process and all its descendants:
     PSS total = sum of ``Pss:``, USS = ``Private_Clean + Private_Dirty`` (summed; shown per
     worker), RSS per worker = the mean ``Rss:`` of the processes holding a ``/next`` connection.
-    No full GC runs in the workers first (nothing can ask them from outside): the figures are
-    what a warm environment holds, garbage included.
+    Then a full GC in each worker (the handler's ``GET /gc/{ms}`` route: N at once, each held,
+    so that each worker takes one; ``full_gc_workers`` says how many did), as the issue asks.
 replace ms
     SIGKILL of one idle worker (a descendant holding a connection waiting on ``/next``) until N
     connections are waiting again, the killed one's not among them; median of ``REPLACE_KILLS``.
@@ -105,12 +105,12 @@ BASE_ENV = {
 }
 
 
-def api_event(i: int, sleep_ms: int = 0) -> bytes:
+def api_event(i: int, sleep_ms: int = 0, route: str = "sleep") -> bytes:
     """An API Gateway HTTP API (v2) event for the handler's POST route (a new item per invoke),
     or with ``sleep_ms`` for its ``GET /sleep/{ms}`` route (an invoke that is held)."""
     body = json.dumps({"name": "widget-%d" % i, "quantity": 1 + i % 50, "tags": ["bench", "lmi"],
                        "attributes": {"color": "blue", "size": "M"}})
-    method, path = ("GET", "/sleep/%d" % sleep_ms) if sleep_ms else ("POST", "/items/%d" % i)
+    method, path = ("GET", "/%s/%d" % (route, sleep_ms)) if sleep_ms else ("POST", "/items/%d" % i)
     event = {
         "version": "2.0",
         "routeKey": "%s %s" % (method, path),
@@ -184,6 +184,7 @@ class RuntimeAPI:
         self.first_wait: Dict[int, float] = {}  # conn id -> monotonic time of its first /next wait
         self.changed = time.monotonic()  # when len(waiting) last changed
         self.answers: Dict[str, Tuple[str, float, int]] = {}  # request id -> (kind, time, conn id)
+        self.gc_bodies: Dict[str, bytes] = {}  # the GC invokes' answers (collect_everywhere)
         self.served: Dict[int, int] = {}  # conn id -> events given
         self.given: Dict[str, int] = {}  # request id -> the conn id it was given to
         self.init_errors: List[bytes] = []
@@ -199,6 +200,7 @@ class RuntimeAPI:
             self.queue.clear()
             self.first_wait.clear()
             self.answers.clear()
+            self.gc_bodies.clear()
             self.served.clear()
             self.given.clear()
             self.init_errors.clear()
@@ -353,6 +355,8 @@ class RuntimeAPI:
                 known = request_id not in self.answers
                 if known:
                     self.answers[request_id] = (kind, time.monotonic(), conn_id)
+                    if request_id.startswith("gc-"):  # (the GC invokes' answers name their worker)
+                        self.gc_bodies[request_id] = body[:2000]
                 self.cond.notify_all()
             status = "202 Accepted" if known else "403 Forbidden"
         elif method == "POST" and path == "/2018-06-01/runtime/init/error":
@@ -552,7 +556,7 @@ def measure(api: RuntimeAPI, name: str, n: int, invokes: int, log_path: str,
         warm_s = warm_up(api, n, invokes * n)
         if api.wait_for(n, time.monotonic() + REPLACE_TIMEOUT) is None:
             raise Failed("the pollers did not all come back after the warm-up")
-        time.sleep(0.2)  # the last answers' garbage is what it is: no GC can be asked from outside
+        collected = collect_everywhere(api, n)
         tree = descendants(proc.pid)
         rollups = {pid: smaps_rollup(pid) for pid in tree}
         holders = socket_holders(tree, api.port)
@@ -584,6 +588,7 @@ def measure(api: RuntimeAPI, name: str, n: int, invokes: int, log_path: str,
             "busy_kill_post": busy_kill(api, proc.pid),
             "warmup_invokes": invokes * n,
             "warmup_s": round(warm_s, 2),
+            "full_gc_workers": collected,
             "invokes_per_poller": [min(served.values()), max(served.values())] if served else [],
         }
     finally:
@@ -612,6 +617,34 @@ def warm_up(api: RuntimeAPI, n: int, total: int) -> float:
             raise Failed("warm-up invokes failed: %s" % bad[:3])
         last = time.monotonic()
     return time.monotonic() - start
+
+
+def collect_everywhere(api: RuntimeAPI, n: int, tries: int = 5) -> int:
+    """A full GC in every worker before memory is read: N ``GET /gc/300`` invokes at once (each
+    held 0.3 s, so each poller takes one), again for the pids not reached yet (a worker process
+    with several pollers, or a poller that came back early); returns how many pids ran one."""
+    pids: Set[int] = set()
+    for attempt in range(tries):
+        ids = ["gc-%d-%d" % (attempt, i) for i in range(n)]
+        for rid in ids:
+            api.submit(rid, api_event(0, 300, "gc"))
+        end = time.monotonic() + INVOKE_TIMEOUT
+        with api.cond:
+            while not all(rid in api.answers for rid in ids):
+                if time.monotonic() > end:
+                    raise Failed("no answer to the GC invokes for %.0f s" % INVOKE_TIMEOUT)
+                api.cond.wait(1.0)
+            answers = [(api.answers[rid][0], api.gc_bodies.get(rid, b"")) for rid in ids]
+        for kind, body in answers:
+            if kind != "response":
+                raise Failed("a GC invoke failed: %s" % kind)
+            pids.add(json.loads(json.loads(body)["body"])["pid"])
+        if len(pids) >= n:
+            break
+    if api.wait_for(n, time.monotonic() + REPLACE_TIMEOUT) is None:
+        raise Failed("the pollers did not all come back after the GC invokes")
+    time.sleep(0.1)
+    return len(pids)
 
 
 def waiting_workers(api: RuntimeAPI, root: int) -> Dict[int, List[int]]:
@@ -755,7 +788,7 @@ def markdown(rows: List[Dict[str, Any]], ns: Sequence[int], goals: List[Dict[str
            "at import; each invoke: an API Gateway HTTP API event through mangum to a FastAPI route that validates "
            "a pydantic body and presigns an S3 URL). PSS and USS (`Private_Clean + Private_Dirty`) are summed over "
            "the runtime's whole process tree from `/proc/PID/smaps_rollup` after the warm-up (N invokes in flight; "
-           "no full GC in the workers first: it cannot be asked from outside); *(after init)* is the PSS total when "
+           "then a full GC in each worker through the handler's `GET /gc/{ms}` route); *(after init)* is the PSS total when "
            "all N first polled. USS per worker = that sum / N (the parent's share included); RSS per worker = the "
            "mean `Rss:` of the processes holding a `/next` connection; parent = the runtime process itself "
            "(lambdaric's supervisor). all-polling: spawn to N distinct connections waiting on `/next`. replace: "

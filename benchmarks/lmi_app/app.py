@@ -70,4 +70,15 @@ def sleep(ms: int) -> Dict[str, int]:
     return {"slept_ms": ms}
 
 
+@app.get("/gc/{ms}")
+def collect(ms: int) -> Dict[str, int]:
+    """A full GC in the worker that takes this invoke, held ``ms`` so that N of them sent at once
+    reach N different workers (the benchmark measures memory after one in each)."""
+    import gc
+
+    gc.collect()
+    time.sleep(min(ms, 5_000) / 1000)
+    return {"pid": os.getpid()}
+
+
 handler = Mangum(app, lifespan="off")
