@@ -130,6 +130,10 @@ setup(
         # the browser tests (tests/test_browser_*.py): Playwright's Python client only; the browser
         # is Debian's chromium (apt-get install chromium), never one Playwright downloads
         "browser": ["playwright>=1.40"],
+        # durable functions on the emulator (docs/durable.md): the SDK the handlers use, and AWS's
+        # durable execution service the emulator runs on loopback (both need Python 3.11+)
+        "durable": ["aws-durable-execution-sdk-python>=3; python_version>='3.11'",
+                    "aws-durable-execution-sdk-python-testing>=1.4; python_version>='3.11'"],
     },
     **native_options(),
     entry_points={"console_scripts": ["lambdaric=lambdaric.__main__:main"]},

@@ -335,7 +335,7 @@ def run_emulator(args, cwd, files=None):
     (["app.handler", "--env-file", "missing.env"], {}, "lambdaric: missing.env: cannot read it: No such file or directory"),
     (["--functions", "fn.json"], {"fn.json": '{"functions": {"a": {"handler": "x.y", "timout": 3}}}'},
      "lambdaric: fn.json: function 'a': unknown setting 'timout' (known: handler, command, timeout, memory, environment, "
-     "concurrency, max_concurrency, snapstart, tracing)"),
+     "concurrency, max_concurrency, snapstart, tracing, durable, execution_timeout)"),
     (["--functions", "fn.json"], {"fn.json": "[]"}, 'lambdaric: fn.json: expected {"functions": {NAME: {settings}, ...}}'),
     (["--function", "a=x.y", "--function", "a=x.z"], {}, "lambdaric: function 'a' is given twice"),
     (["--function", "arn:aws:lambda:us-east-1:123456789012:function:a=x.y"], {},

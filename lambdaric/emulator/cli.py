@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapstart", action="store_true",
                    help="emulate SnapStart: the runtime inits, calls /restore/next and is restored at once")
     p.add_argument("--watch", action="store_true", help="restart the runtimes when files under the working directory change")
+    p.add_argument("--durable", action="store_true",
+                   help="HANDLER's function and every --function are durable functions: an invoke starts a durable "
+                   "execution, kept by AWS's durable execution service run on loopback (docs/durable.md; "
+                   "pip install 'lambdaric[durable]')")
+    p.add_argument("--skip-time", action="store_true",
+                   help="durable functions: waits, retry delays and timers end at once (history keeps the modelled times)")
+    p.add_argument("--execution-timeout", type=int, default=86400, metavar="SECONDS",
+                   help="durable functions: the execution timeout of those without their own (default %(default)s)")
     from . import web
 
     web.add_arguments(p)
@@ -169,12 +177,20 @@ async def _serve(args: argparse.Namespace, functions: "List[FunctionSettings]", 
     from .server import Emulator, EmulatorSettings
 
     host, port = split_listen(args.listen)
-    settings = EmulatorSettings(functions, host=host, port=port, eager=args.eager, any_name=any_name)
+    settings = EmulatorSettings(functions, host=host, port=port, eager=args.eager, any_name=any_name,
+                                skip_time=args.skip_time)
     emulator = Emulator(settings, out.write, err.write)
+    from .durable_runner import RunnerError
+
     try:
         await emulator.start()
     except OSError as exc:
         err.write(("lambdaric: cannot listen on %s: %s\n" % (args.listen, exc.strerror or exc)).encode())
+        await emulator.close()
+        return 1
+    except RunnerError as exc:
+        err.write(("lambdaric: %s\n" % exc).encode())
+        await emulator.close()
         return 1
     bound_host, bound_port = emulator.address
     err.write(banner(functions, any_name, "http://%s:%d" % (bound_host, bound_port)).encode())

@@ -29,7 +29,13 @@ from .functions import NAME, FunctionSettings
 #: Lambda's limits on the settings, checked so that a local run never accepts what a deploy refuses.
 MAX_TIMEOUT = 900.0
 MIN_MEMORY, MAX_MEMORY = 128, 10240
-_KEYS = ("handler", "command", "timeout", "memory", "environment", "concurrency", "max_concurrency", "snapstart", "tracing")
+_KEYS = ("handler", "command", "timeout", "memory", "environment", "concurrency", "max_concurrency", "snapstart", "tracing",
+         "durable", "execution_timeout")
+#: DurableConfig.ExecutionTimeout's range (seconds): up to 366 days.
+MAX_EXECUTION_TIMEOUT = 31622400
+#: Credentials every durable function's runtime gets, so that the SDK inside it, whose Lambda
+#: client signs its checkpoints, can never reach AWS with the developer's own.
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lambdaric-local", "AWS_SECRET_ACCESS_KEY": "lambdaric-local"}
 TRACING_MODES = ("Active", "PassThrough")
 
 
@@ -50,6 +56,8 @@ class FunctionSpec(NamedTuple):
     max_concurrency: Optional[int] = None
     snapstart: Optional[bool] = None
     xray_sampled: Optional[bool] = None
+    durable: Optional[bool] = None
+    execution_timeout: Optional[int] = None
 
 
 def check_name(name: str, where: str) -> str:
@@ -119,6 +127,9 @@ def _spec(name: str, settings: object, where: str) -> FunctionSpec:
     snapstart = settings.get("snapstart")
     if snapstart is not None and not isinstance(snapstart, bool):
         raise ConfigError("%s: snapstart must be true or false" % where)
+    durable = settings.get("durable")
+    if durable is not None and not isinstance(durable, bool):
+        raise ConfigError("%s: durable must be true or false" % where)
     return FunctionSpec(
         name,
         handler=handler.strip() if handler else None,
@@ -130,6 +141,8 @@ def _spec(name: str, settings: object, where: str) -> FunctionSpec:
         max_concurrency=_integer(settings, "max_concurrency", where, 0, 1000),
         snapstart=snapstart,
         xray_sampled=None if tracing is None else tracing == "Active",
+        durable=durable,
+        execution_timeout=_integer(settings, "execution_timeout", where, 1, MAX_EXECUTION_TIMEOUT),
     )
 
 
@@ -176,12 +189,15 @@ def plan_functions(
     ``--function-name``; ``--command`` is the runtime command of every function that has no
     command of its own (a custom runtime reads its handler from ``_HANDLER``)."""
     named = [parse_function_option(v) for v in args.function_specs]
+    if getattr(args, "durable", False):  # --durable: HANDLER's function and every --function
+        named = [spec._replace(durable=True) for spec in named]
     if args.functions_file:
         named += read_functions_file(args.functions_file)
     specs: List[FunctionSpec] = []
     handler = args.handler or (None if named else inherited.get("_HANDLER") or None)
     if handler or (args.command and not named):
-        specs.append(FunctionSpec(check_name(args.function_name, "--function-name"), handler=handler))
+        specs.append(FunctionSpec(check_name(args.function_name, "--function-name"), handler=handler,
+                                  durable=bool(getattr(args, "durable", False)) or None))
     specs += named
     if not specs:
         raise ConfigError("no handler given (pass module.function, set _HANDLER, give --function NAME=module.function, "
@@ -221,6 +237,14 @@ def _settings(
         inherited, name=spec.name, handler=spec.handler, memory_mb=memory, cwd=cwd,
         max_concurrency=max_concurrency, snapstart=snapstart, configured=configured,
     )
+    if spec.durable:
+        # always dummies (docs/durable.md): a profile or a session token could reach AWS too
+        for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            env.pop(key, None)
+        env.update(DUMMY_CREDENTIALS)
+    execution_timeout = spec.execution_timeout or getattr(args, "execution_timeout", None) or 86400
+    if not 1 <= execution_timeout <= MAX_EXECUTION_TIMEOUT:
+        raise ConfigError("--execution-timeout must be a whole number from 1 to %d" % MAX_EXECUTION_TIMEOUT)
     return FunctionSettings(
         spec.name,
         command,
@@ -235,4 +259,6 @@ def _settings(
         snapstart=snapstart,
         init_timeout=args.init_timeout,
         xray_sampled=spec.xray_sampled if spec.xray_sampled is not None else args.xray_sampled,
+        durable=bool(spec.durable),
+        execution_timeout=execution_timeout,
     )

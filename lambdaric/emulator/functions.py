@@ -45,6 +45,8 @@ class FunctionSettings:
         snapstart: bool = False,
         init_timeout: float = MIN_INIT_TIMEOUT,
         xray_sampled: bool = False,
+        durable: bool = False,
+        execution_timeout: int = 86400,
     ) -> None:
         self.name = name
         self.command = command
@@ -63,6 +65,10 @@ class FunctionSettings:
         self.init_timeout = init_timeout
         #: a trace header made for an invoke that came without one says Sampled=1 (active tracing)
         self.xray_sampled = xray_sampled
+        #: a durable function: an invoke starts a durable execution (docs/durable.md)
+        self.durable = durable
+        #: its DurableConfig.ExecutionTimeout (seconds)
+        self.execution_timeout = execution_timeout
 
 
 class Function:

@@ -20,7 +20,9 @@ from . import http
 from .invocation import Invocation, Outcome, report_line
 from .functions import ACCOUNT, REGION, Function, Functions, FunctionSettings
 from .invocation import new_trace_id
-from .invoke_api import InvokeRequest, Refused, parse_invoke, route
+from .invoke_api import InvokeRequest, Refused, parse_function, parse_invoke, route
+from .durable_api import DurableFront
+from .durable_runner import Runner, function_configs
 from .pool import TooManyRequests
 from .sandbox import InvalidEntrypoint, Sandbox, SandboxUnavailable
 
@@ -37,6 +39,7 @@ class EmulatorSettings:
         region: str = REGION,
         account: str = ACCOUNT,
         any_name: bool = False,
+        skip_time: bool = False,
     ) -> None:
         self.functions = functions
         self.host = host
@@ -46,6 +49,8 @@ class EmulatorSettings:
         self.account = account
         #: one function served takes every name in the path (see :mod:`.functions`)
         self.any_name = any_name
+        #: durable functions: timers end at once (docs/durable.md)
+        self.skip_time = skip_time
 
 
 class Emulator:
@@ -64,6 +69,9 @@ class Emulator:
         )
         self.server: Optional[asyncio.base_events.Server] = None
         self.background: "set[asyncio.Task[Outcome]]" = set()
+        #: the durable execution service and its Lambda API, when a function is durable
+        self.runner: Optional[Runner] = None
+        self.durable: Optional[DurableFront] = None
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -74,8 +82,26 @@ class Emulator:
         self.server = await asyncio.start_server(
             self._on_connection, self.settings.host, self.settings.port, limit=protocol.MAX_HEAD
         )
+        await self._start_durable()
         if self.settings.eager:
             await asyncio.gather(*(f.pool.warm() for f in self.functions))
+
+    async def _start_durable(self) -> None:
+        """With a durable function served: start the durable execution service on loopback and
+        point the durable runtimes' Lambda client at this port (raises :class:`RunnerError`)."""
+        durable = {f.name: f.settings.execution_timeout for f in self.functions if f.settings.durable}
+        if not durable:
+            return
+        own = "http://127.0.0.1:%d" % self.address[1]
+        others = [f.name for f in self.functions if not f.settings.durable]
+        timeout = max(f.settings.timeout for f in self.functions)
+        self.runner = Runner(own, function_configs(durable, others), self.settings.skip_time, self.settings.region, timeout)
+        await self.runner.start()
+        self.durable = DurableFront(self.runner.base, self.settings.region, self.settings.account)
+        for function in self.functions:
+            if function.settings.durable:
+                # the sandboxes share this dict: every runtime started from now on gets it
+                function.settings.env["AWS_ENDPOINT_URL_LAMBDA"] = own
 
     async def close(self) -> None:
         if self.server is not None:
@@ -83,6 +109,8 @@ class Emulator:
         for task in list(self.background):
             task.cancel()
         await asyncio.gather(*(f.pool.close() for f in self.functions))
+        if self.runner is not None:
+            await self.runner.stop()
 
     # ------------------------------------------------------------------ the functions
 
@@ -111,6 +139,9 @@ class Emulator:
 
     async def _handle(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
         """One Invoke API request: checked (:mod:`.invoke_api`), then run as its type asks."""
+        if req.path.startswith("/2025-12-01/"):
+            await self._durable_route(req, writer)
+            return
         where = route(req.method, req.path)
         if isinstance(where, Refused):
             await _refuse(writer, where)
@@ -133,6 +164,25 @@ class Emulator:
         if parsed.invocation_type == "DryRun":
             await http.send(writer, 204, b"", [("X-Amzn-RequestId", _request_id())])
             return
+        execution_name = req.headers.get("x-amz-durable-execution-name")
+        from_runner = req.headers.get(RUNNER_MARKER) == "true"
+        if function.settings.durable and self.durable is not None:
+            if from_runner:  # the service (re-)invoking the handler with the durable envelope
+                payload = await self.durable.envelope(payload)
+            elif parsed.streaming:
+                await _refuse(writer, Refused(400, "InvalidParameterValueException",
+                                              "Durable functions cannot be invoked with response streaming"))
+                return
+            else:
+                answer = await self.durable.start(function.name, execution_name, payload or b"{}",
+                                                  parsed.invocation_type == "RequestResponse", function.settings.execution_timeout)
+                await http.send(writer, answer.status, answer.body, answer.headers + [("X-Amzn-RequestId", _request_id())])
+                return
+        elif execution_name is not None:
+            await _refuse(writer, Refused(400, "InvalidParameterValueException",
+                                          "Function %s is not a durable function: X-Amz-Durable-Execution-Name is only for durable functions"
+                                          % function.name))
+            return
         inv = Invocation(
             # No body is an empty event: Lambda hands such an invoke {} (docs/emulator.md)
             payload or b"{}",
@@ -151,6 +201,35 @@ class Emulator:
             await self._respond_streaming(function, inv, writer, parsed.tail)
         else:
             await self._respond(function, inv, parsed, writer)
+
+    async def _durable_route(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
+        """A durable route of the Lambda API (``/2025-12-01/``): answered by :mod:`.durable_api`."""
+        from .durable_api import error
+
+        try:
+            body = await req.body_reader.read()
+        except http.BadRequest as exc:
+            answer_body, headers = _error_answer(exc.status, str(exc))
+            await http.send(writer, exc.status, answer_body, headers + [("X-Amzn-RequestId", _request_id()), ("Connection", "close")])
+            raise
+        if req.body_reader.too_large:
+            answer = error(413, "RequestTooLargeException", "Request must be smaller than %d bytes" % protocol.MAX_PAYLOAD)
+        elif self.durable is None:
+            answer = error(404, "ResourceNotFoundException", "No durable function is served here (start the emulator with --durable)")
+        else:
+            function_name = None
+            parts = req.path.split("/")
+            if len(parts) == 5 and parts[2] == "functions":
+                ref = parse_function(parts[3])
+                try:
+                    if ref is None:
+                        raise Refused(400, "InvalidParameterValueException", "Invalid function name %r" % parts[3][:200])
+                    function_name = self.functions.find(ref).name
+                except Refused as exc:
+                    await _refuse(writer, exc)
+                    return
+            answer = await self.durable.handle(req.method, req.path, req.query, body, req.headers.get("content-type"), function_name)
+        await http.send(writer, answer.status, answer.body, answer.headers + [("X-Amzn-RequestId", _request_id())])
 
     async def _respond(self, function: Function, inv: Invocation, parsed: InvokeRequest, writer: asyncio.StreamWriter) -> None:
         """A RequestResponse invoke: run it, answer with its payload (or its error JSON)."""
@@ -329,6 +408,11 @@ async def _send_payload(writer: asyncio.StreamWriter, data: bytes) -> None:
     for event in eventstream.payload_chunks(data):
         writer.write(http.chunk(event))
         await writer.drain()
+
+
+#: The header the durable execution service sends when it invokes a handler with the durable
+#: envelope (as its own re-invocation, not a caller's invoke that would start an execution).
+RUNNER_MARKER = "x-dex-handler-invoke"
 
 
 def _request_id() -> str:

@@ -1,0 +1,323 @@
+"""The durable routes of the Lambda API on the emulator's port, served by the runner behind it.
+
+:mod:`.durable_runner` keeps the executions; this module makes its API Lambda's:
+
+* ARNs. The runner names an execution ``<uuid>/<uuid>``; Lambda names it
+  ``arn:aws:lambda:REGION:ACCOUNT:function:NAME:$LATEST/durable-execution/EXECUTION/ID`` (the
+  pattern of botocore's model), whose ``ID`` is the Id of the execution's EXECUTION operation
+  (the SDK finds its input by it), the runner's second UUID. Every ARN coming out (bodies, the
+  durable envelope handed to the function) is made Lambda's, and remembered; every one going in
+  is turned back into the runner's (an ``ID`` never handed out is an execution not found).
+* Errors: the runner's ``{"Type": NAME, "message"|"Message": ...}`` becomes Lambda's
+  ``X-Amzn-ErrorType: NAME`` and ``{"Type": "User"|"Service", "message": ...}``, which is what
+  botocore reads the exception's code from.
+* Starting an execution from an Invoke (``X-Amz-Durable-Execution-Name``): Lambda's idempotency
+  (the same name and payload: the same execution; another payload: 409
+  ``DurableExecutionAlreadyStartedException``), and a ``RequestResponse`` invoke answered with
+  the execution's result once it ends (``Event``: 202 at once).
+
+Values from the wire are checked against the model's patterns before they reach the runner.
+"""
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import re
+import time
+import uuid
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from urllib.parse import quote, unquote
+
+#: botocore's DurableExecutionArn pattern, the function name and execution name and id captured.
+LAMBDA_ARN = re.compile(
+    r"arn:aws:lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]+):(\$LATEST|[0-9]+)"
+    r"/durable-execution/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)\Z"
+)
+#: What the runner's execution ARNs look like (two UUIDs joined by ``/``).
+RUNNER_ARN = re.compile(r"[0-9a-fA-F-]{1,64}(/[0-9a-fA-F-]{1,64})?\Z")
+EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+CALLBACK_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}\Z")
+#: Lambda's bound on a synchronous invoke, durable or not (seconds).
+MAX_SYNC_WAIT = 900.0
+#: The runner's exception names that Lambda's API spells otherwise.
+_ERROR_NAMES = {"ExecutionAlreadyStartedException": "DurableExecutionAlreadyStartedException",
+                "ExecutionConflictException": "ResourceConflictException"}
+_ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
+
+
+class Answer(NamedTuple):
+    """An HTTP answer for the emulator to send."""
+
+    status: int
+    body: bytes
+    headers: List[Tuple[str, str]]
+
+
+def error(status: int, error_type: str, message: str) -> Answer:
+    """Lambda's API error shape (``Type`` says whose fault: the caller's or the service's)."""
+    body = json.dumps({"Type": "Service" if status >= 500 else "User", "message": message}).encode()
+    return Answer(status, body, [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type)])
+
+
+class Started(NamedTuple):
+    arn: str
+    payload: bytes
+
+
+class DurableFront:
+    """The Lambda API of durable executions, in front of the runner at ``runner_base``."""
+
+    def __init__(self, runner_base: str, region: str, account: str) -> None:
+        self.runner_base = runner_base
+        self.region = region
+        self.account = account
+        #: Lambda ARN by runner ARN (filled as executions are started or first seen)
+        self.arns: Dict[str, str] = {}
+        #: runner ARN by the ID ending its Lambda ARN
+        self.by_id: Dict[str, str] = {}
+        #: (function, execution name) -> the execution started under it, for idempotency
+        self.started: Dict[Tuple[str, str], Started] = {}
+        self.lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ ARNs
+
+    def lambda_arn(self, function: str, name: str, runner_arn: str) -> str:
+        ident = runner_arn.rpartition("/")[2]
+        self.by_id[ident] = runner_arn
+        return "arn:aws:lambda:%s:%s:function:%s:$LATEST/durable-execution/%s/%s" % (
+            self.region, self.account, function, name, ident)
+
+    def runner_arn(self, arn: str) -> Optional[str]:
+        """The runner's ARN for a Lambda execution ARN handed out; None for any other."""
+        match = LAMBDA_ARN.match(arn)
+        if match is None:
+            return None
+        return self.by_id.get(match.group(6))
+
+    async def _to_lambda(self, runner_arn: str) -> str:
+        """The Lambda ARN of a runner ARN (an execution the runner started itself, a chained
+        invoke's child, is looked up once)."""
+        known = self.arns.get(runner_arn)
+        if known is not None:
+            return known
+        status, body = await self.call("GET", "/2025-12-01/durable-executions/" + quote(runner_arn, safe=""))
+        try:
+            obj = json.loads(body) if status == 200 else {}
+            function = str(obj["FunctionArn"]).split(":")[6]
+            name = str(obj.get("DurableExecutionName") or "execution")
+        except (ValueError, KeyError, IndexError, TypeError):
+            return runner_arn
+        if not EXECUTION_NAME.match(name):
+            name = "execution"
+        self.arns[runner_arn] = arn = self.lambda_arn(function, name, runner_arn)
+        return arn
+
+    async def _rewrite(self, value: Any) -> Any:
+        """``value`` with every runner ARN (a string under a key ending in ``Arn``) made Lambda's."""
+        if isinstance(value, list):
+            return [await self._rewrite(v) for v in value]
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if key.endswith("Arn") and isinstance(item, str) and RUNNER_ARN.match(item):
+                    out[key] = await self._to_lambda(item)
+                else:
+                    out[key] = await self._rewrite(item)
+            return out
+        return value
+
+    async def envelope(self, payload: bytes) -> bytes:
+        """The durable envelope the runner sends the function, with Lambda's ARNs in it."""
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(obj, dict) or "DurableExecutionArn" not in obj:
+            return payload
+        return json.dumps(await self._rewrite(obj)).encode()
+
+    # ------------------------------------------------------------------ the runner
+
+    async def call(self, method: str, path: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None,
+                   timeout: float = 60.0) -> Tuple[int, bytes]:
+        """One request to the runner (blocking ``http.client`` on a worker thread: the
+        runner is on loopback and answers at once)."""
+        host, _, port = self.runner_base[len("http://"):].partition(":")
+
+        def run() -> Tuple[int, bytes]:
+            conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+            try:
+                conn.request(method, path, body=body or None, headers=headers or {})
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, run)
+        except (OSError, http.client.HTTPException) as exc:
+            return 503, json.dumps({"Type": "ServiceException", "Message": "durable execution service unreachable: %s" % exc}).encode()
+
+    async def _answer(self, status: int, body: bytes) -> Answer:
+        """The runner's answer as Lambda's (ARNs, error shape)."""
+        try:
+            obj = json.loads(body) if body.strip() else {}
+        except ValueError:
+            obj = None
+        if status >= 400:
+            if not isinstance(obj, dict):
+                return error(500, "ServiceException", "durable execution service: %s" % body[:200].decode("utf-8", "replace"))
+            name = str(obj.get("Type") or ("ExecutionAlreadyStartedException" if "DurableExecutionArn" in obj else "ServiceException"))
+            name = _ERROR_NAMES.get(name, name)
+            message = str(obj.get("message") or obj.get("Message") or name)
+            answer = error(status, name, message)
+            if status == 408:  # CallbackTimeoutException: Lambda says 400
+                answer = error(400, name, message)
+            return answer
+        if obj is None:
+            return Answer(status, body, [("Content-Type", "application/json")])
+        return Answer(200 if status in (200, 201) else status, json.dumps(await self._rewrite(obj)).encode(),
+                      [("Content-Type", "application/json")])
+
+    # ------------------------------------------------------------------ the API routes
+
+    async def handle(self, method: str, path: str, query: str, body: bytes, content_type: Optional[str],
+                     function_name: Optional[str]) -> Answer:
+        """A request under ``/2025-12-01/``. ``function_name`` is the served function a
+        ``/functions/{name}/`` path names (the caller found it, or answered 404)."""
+        parts = path.split("/")  # ['', '2025-12-01', kind, id, (action)]
+        if len(parts) < 4 or parts[1] != "2025-12-01":
+            return error(404, "ResourceNotFoundException", "No route for %s %s" % (method, path[:200]))
+        kind, ident, action = parts[2], unquote(parts[3]), parts[4] if len(parts) > 4 else ""
+        forward = {"Content-Type": content_type or "application/json"}
+        target: Optional[str] = None
+        if kind == "durable-executions" and len(parts) <= 5:
+            allowed = {"": ("GET",), "history": ("GET",), "state": ("GET",), "checkpoint": ("POST",), "stop": ("POST",)}
+            if action not in allowed:
+                return error(404, "ResourceNotFoundException", "No route for %s %s" % (method, path[:200]))
+            if method not in allowed[action]:
+                return error(405, "InvalidRequestContentException", "Use %s for this route" % allowed[action][0])
+            match = LAMBDA_ARN.match(ident)
+            if match is None:
+                return error(400, "InvalidParameterValueException", "Invalid durable execution ARN: %r" % ident[:200])
+            runner = self.runner_arn(ident)
+            if runner is None or (match.group(1), match.group(2)) != (self.region, self.account):
+                return error(404, "ResourceNotFoundException", "Durable execution not found: %s" % ident)
+            if action == "checkpoint":
+                checked = check_checkpoint(body)
+                if checked is not None:
+                    return error(400, "InvalidParameterValueException", checked)
+            target = "/2025-12-01/durable-executions/" + quote(runner, safe="") + ("/" + action if action else "")
+        elif kind == "durable-execution-callbacks" and len(parts) == 5 and action in ("succeed", "fail", "heartbeat"):
+            if method != "POST":
+                return error(405, "InvalidRequestContentException", "Use POST for this route")
+            if not CALLBACK_ID.match(ident) or len(ident) > 1024:
+                return error(400, "InvalidParameterValueException", "Invalid callback id")
+            target = "/2025-12-01/durable-execution-callbacks/%s/%s" % (quote(ident, safe=""), action)
+        elif kind == "functions" and len(parts) == 5 and action == "durable-executions" and function_name:
+            if method != "GET":
+                return error(405, "InvalidRequestContentException", "Use GET for this route")
+            target = "/2025-12-01/functions/%s/durable-executions" % quote(function_name, safe="")
+        if target is None:
+            return error(404, "ResourceNotFoundException", "No route for %s %s" % (method, path[:200]))
+        if query:
+            target += "?" + query
+        status, answer = await self.call(method, target, body, forward)
+        if kind == "durable-execution-callbacks" and status == 404:
+            # (the runner's message tells how it failed to decode the id: Lambda's says what)
+            return error(404, "ResourceNotFoundException", "Callback not found: %s" % ident[:200])
+        return await self._answer(status, answer)
+
+    # ------------------------------------------------------------------ starting executions
+
+    async def start(self, function: str, name: Optional[str], payload: bytes, wait: bool,
+                    execution_timeout: int) -> Answer:
+        """An Invoke of a durable function: start (or find) the execution, then answer as the
+        invocation type asks (module docstring)."""
+        if name is not None and not EXECUTION_NAME.match(name):
+            return error(400, "InvalidParameterValueException",
+                         "Invalid durable execution name %r: 1 to 64 letters, digits, - and _" % name[:100])
+        try:
+            json.loads(payload)
+            text = payload.decode("utf-8")
+        except (ValueError, RecursionError):
+            return error(400, "InvalidRequestContentException", "Could not parse request body into json")
+        async with self.lock:  # one name, one execution, even for invokes that overlap
+            exec_name = name or str(uuid.uuid4())
+            known = self.started.get((function, exec_name))
+            if known is not None and known.payload != payload:
+                return error(409, "DurableExecutionAlreadyStartedException",
+                             "Durable execution %s already started with a different payload" % known.arn)
+            if known is None:
+                request = {
+                    "AccountId": self.account, "FunctionName": function, "FunctionQualifier": "$LATEST",
+                    "ExecutionName": exec_name, "ExecutionTimeoutSeconds": execution_timeout,
+                    "ExecutionRetentionPeriodDays": 1, "Input": text,
+                }
+                status, body = await self.call("POST", "/start-durable-execution", json.dumps(request).encode(),
+                                               {"Content-Type": "application/json"})
+                if status not in (200, 201):
+                    return await self._answer(status, body)
+                runner = str(json.loads(body)["ExecutionArn"])
+                arn = self.lambda_arn(function, exec_name, runner)
+                self.arns[runner] = arn
+                known = self.started[(function, exec_name)] = Started(arn, payload)
+        headers = [("X-Amz-Durable-Execution-Arn", known.arn), ("X-Amz-Executed-Version", "$LATEST")]
+        if not wait:
+            return Answer(202, b"", headers)
+        return await self._result(known.arn, min(float(execution_timeout), MAX_SYNC_WAIT), headers)
+
+    async def _result(self, arn: str, limit: float, headers: List[Tuple[str, str]]) -> Answer:
+        """Wait for the execution to end (polling: the runner has no way to say so) and
+        answer with its result, or its error as a function error."""
+        runner = self.runner_arn(arn)
+        assert runner is not None
+        path = "/2025-12-01/durable-executions/" + quote(runner, safe="")
+        end = time.monotonic() + limit
+        pause = 0.02
+        while True:
+            status, body = await self.call("GET", path)
+            if status != 200:
+                return await self._answer(status, body)
+            obj = json.loads(body)
+            state = obj.get("Status")
+            if state in _ENDED:
+                break
+            if time.monotonic() >= end:
+                message = "the durable execution did not end within the %g s a synchronous invoke may wait" % limit
+                data = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode()
+                return Answer(200, data, headers + [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")])
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.25)
+        if state == "SUCCEEDED":
+            result = obj.get("Result")
+            return Answer(200, (result if result is not None else "null").encode(), headers + [("Content-Type", "application/json")])
+        err = obj.get("Error") or {}
+        failure: Dict[str, Any] = {"errorType": err.get("ErrorType") or state,
+                                   "errorMessage": err.get("ErrorMessage") or "Durable execution %s" % state.lower()}
+        if err.get("StackTrace"):
+            failure["stackTrace"] = err["StackTrace"]
+        return Answer(200, json.dumps(failure).encode(), headers + [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")])
+
+
+def check_checkpoint(body: bytes) -> Optional[str]:
+    """Why a CheckpointDurableExecution body is malformed (None: its shape is the model's;
+    the runner checks what the operations mean)."""
+    try:
+        obj = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return "Could not parse request body into json"
+    if not isinstance(obj, dict):
+        return "The checkpoint request must be a JSON object"
+    token = obj.get("CheckpointToken")
+    if not isinstance(token, str) or not token or len(token) > 2048:
+        return "CheckpointToken is required: a string of 1 to 2048 characters"
+    updates = obj.get("Updates", [])
+    if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+        return "Updates must be a list of operation updates"
+    for update in updates:
+        for key in ("Id", "Type", "Action"):
+            if not isinstance(update.get(key), str) or not update[key]:
+                return "Each operation update needs %s (a string)" % key
+    return None
