@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     cb = sub.add_parser("callback", parents=[common], help="complete a callback, or send it a heartbeat")
     cb.add_argument("outcome", choices=["success", "failure", "heartbeat"])
     cb.add_argument("callback_id", metavar="CALLBACK_ID")
-    cb.add_argument("--result", help="success: the result as sent (JSON for the default serdes), @file, or - for stdin")
+    cb.add_argument("--result", help="success: the result, sent as given (the SDK hands it to the handler as a string unless "
+                    "the callback has a serdes): inline, @file, or - for stdin")
     cb.add_argument("--error-type", help="failure: ErrorType")
     cb.add_argument("--error-message", help="failure: ErrorMessage")
     cb.add_argument("--error-data", help="failure: ErrorData")
@@ -217,12 +218,15 @@ def event_note(event: Dict[str, Any], started: Dict[str, Any]) -> str:
     notes: List[str] = []
     if kind.endswith(_ENDINGS) and event.get("Id") in started and not kind.startswith("Execution"):
         notes.append("after " + between(started[event["Id"]], event.get("EventTimestamp")))
-    if "Duration" in d and kind.startswith("Wait"):
+    if "Duration" in d and kind == "WaitStarted":
         notes.append("wait %s" % seconds(float(d["Duration"])))
         if d.get("ScheduledEndTimestamp"):
             notes.append("until %s" % clock(d["ScheduledEndTimestamp"]))
     if kind == "InvocationCompleted":
-        notes.append("invocation %s" % between(d.get("StartTimestamp"), d.get("EndTimestamp")))
+        if d.get("StartTimestamp") and d.get("EndTimestamp"):
+            notes.append("invocation %s" % between(d["StartTimestamp"], d["EndTimestamp"]))
+        if d.get("RequestId"):
+            notes.append("request %s" % d["RequestId"])
         if d.get("Error"):
             notes.append(error_text(d["Error"]))
     if kind == "ExecutionStarted":
