@@ -59,6 +59,17 @@ def function_configs(durable: Dict[str, int], others: List[str]) -> str:
     return json.dumps(configs)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the emulator dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no runner outlives an emulator that could not stop it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the emulator's close() still stops it
+        pass
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -105,7 +116,7 @@ class Runner:
             # its Lambda client signs its invokes of the emulator: dummies, never real credentials
             env.update(AWS_ACCESS_KEY_ID="lambdaric-local", AWS_SECRET_ACCESS_KEY="lambdaric-local", AWS_DEFAULT_REGION=self.region)
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True
+                *argv, stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=_die_with_parent
             )
             if await self._wait_healthy():
                 return
