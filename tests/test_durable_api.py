@@ -193,3 +193,35 @@ def test_work_goes_on_after_bad_input(emu):
     started = time.monotonic()
     assert run_one(emu, "after-all", {"n": 5})
     assert time.monotonic() - started < 10
+
+
+def test_the_functions_files_durable_keys_are_checked():
+    from lambdaric.emulator.function_config import ConfigError, parse_functions_file
+
+    specs = parse_functions_file('{"functions": {"a": {"handler": "x.y", "durable": true, "execution_timeout": 60}, '
+                                 '"b": {"handler": "x.z"}}}')
+    assert [(s.name, s.durable, s.execution_timeout) for s in specs] == [("a", True, 60), ("b", None, None)]
+    for bad, why in (('"durable": "yes"', "durable must be true or false"),
+                     ('"execution_timeout": 0', "execution_timeout must be a whole number from 1 to 31622400"),
+                     ('"execution_timeout": 31622401', "execution_timeout"),
+                     ('"execution_timeout": 1.5', "execution_timeout")):
+        with pytest.raises(ConfigError, match=why):
+            parse_functions_file('{"functions": {"a": {"handler": "x.y", %s}}}' % bad)
+
+
+def test_durable_runtimes_always_get_dummy_credentials_and_others_keep_theirs():
+    import argparse
+
+    from lambdaric.emulator.cli import build_parser
+    from lambdaric.emulator.function_config import plan_functions
+
+    args: argparse.Namespace = build_parser().parse_args(["app.handler", "--durable", "--function", "other=app.other"])
+    inherited = {"AWS_ACCESS_KEY_ID": "AKIAREAL", "AWS_SECRET_ACCESS_KEY": "real", "AWS_SESSION_TOKEN": "t", "AWS_PROFILE": "prod"}
+    functions, _ = plan_functions(args, "/tmp", inherited, lambda _: None)
+    assert [f.durable for f in functions] == [True, True]
+    for f in functions:
+        assert (f.env["AWS_ACCESS_KEY_ID"], f.env["AWS_SECRET_ACCESS_KEY"]) == ("lambdaric-local", "lambdaric-local")
+        assert "AWS_SESSION_TOKEN" not in f.env and "AWS_PROFILE" not in f.env
+        assert f.execution_timeout == 86400
+    plain, _ = plan_functions(build_parser().parse_args(["app.handler"]), "/tmp", inherited, lambda _: None)
+    assert not plain[0].durable and plain[0].env["AWS_ACCESS_KEY_ID"] == "AKIAREAL"

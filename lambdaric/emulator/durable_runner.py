@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 #: The runner's CLI, started with the emulator's own interpreter (it needs Python 3.11+).
 _LAUNCH = "import sys; from aws_durable_execution_sdk_python_testing.cli import main; sys.exit(main())"
@@ -79,7 +79,11 @@ def _free_port() -> int:
 class Runner:
     """One ``dex-local-runner start-server`` child on loopback."""
 
-    def __init__(self, lambda_endpoint: str, configs: str, skip_time: bool, region: str, invocation_timeout: float) -> None:
+    def __init__(self, lambda_endpoint: str, configs: str, skip_time: bool, region: str, invocation_timeout: float,
+                 say: Optional[Callable[[bytes], None]] = None) -> None:
+        """``say`` takes the runner's own output (its warnings and errors), line by line."""
+        self.say = say
+        self.reader: "Optional[asyncio.Task[None]]" = None
         self.lambda_endpoint = lambda_endpoint
         self.configs = configs
         self.skip_time = skip_time
@@ -116,13 +120,28 @@ class Runner:
             # its Lambda client signs its invokes of the emulator: dummies, never real credentials
             env.update(AWS_ACCESS_KEY_ID="lambdaric-local", AWS_SECRET_ACCESS_KEY="lambdaric-local", AWS_DEFAULT_REGION=self.region)
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=_die_with_parent
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                env=env, start_new_session=True, preexec_fn=_die_with_parent,
             )
+            self.reader = asyncio.ensure_future(self._relay(self.proc.stdout))
             if await self._wait_healthy():
                 return
             last = "exit status %s" % self.proc.returncode if self.proc.returncode is not None else "no answer"
             await self.stop()
         raise RunnerError("the durable execution service did not start (%s)" % last)
+
+    async def _relay(self, stream: Optional[asyncio.StreamReader]) -> None:
+        """The runner's output, each line prefixed as the emulator's own (never left unread:
+        a full pipe would stop the runner)."""
+        while stream is not None:
+            try:
+                line = await stream.readline()
+            except (ValueError, ConnectionError):  # a line over the limit: the rest of it is dropped
+                continue
+            if not line:
+                return
+            if self.say is not None:
+                self.say(b"lambdaric: durable service: " + line.rstrip(b"\n")[:4000] + b"\n")
 
     async def _wait_healthy(self) -> bool:
         assert self.proc is not None
@@ -144,6 +163,7 @@ class Runner:
     async def stop(self) -> None:
         """SIGTERM its session, give it 3 s, then SIGKILL what is left of it."""
         proc, self.proc = self.proc, None
+        reader, self.reader = self.reader, None
         if proc is None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -158,6 +178,11 @@ class Runner:
                         os.killpg(proc.pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
-                return
+                break
             except asyncio.TimeoutError:
                 continue
+        if reader is not None:
+            try:
+                await asyncio.wait_for(reader, 1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass

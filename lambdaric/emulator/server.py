@@ -95,7 +95,7 @@ class Emulator:
         own = "http://127.0.0.1:%d" % self.address[1]
         others = [f.name for f in self.functions if not f.settings.durable]
         timeout = max(f.settings.timeout for f in self.functions)
-        self.runner = Runner(own, function_configs(durable, others), self.settings.skip_time, self.settings.region, timeout)
+        self.runner = Runner(own, function_configs(durable, others), self.settings.skip_time, self.settings.region, timeout, self.err)
         await self.runner.start()
         self.durable = DurableFront(self.runner.base, self.settings.region, self.settings.account)
         for function in self.functions:
