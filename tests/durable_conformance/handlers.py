@@ -412,3 +412,64 @@ def r8_4(event: Any, context: DurableContext) -> List[Any]:
 @durable_execution
 def r8_5(event: Any, context: DurableContext) -> List[Any]:
     return context.parallel([], name="empty").get_results()
+
+
+# ---- 5: chained invokes (the targets are durable functions of the same emulator, as in AWS's template)
+
+
+@durable_execution
+def target_echo(event: Any, context: DurableContext) -> Any:
+    return event
+
+
+@durable_execution
+def target_error(event: Any, context: DurableContext) -> Any:
+    raise RuntimeError("the target failed")
+
+
+@durable_execution
+def r5_1(event: Any, context: DurableContext) -> Any:
+    return context.invoke("echo", event)
+
+
+@durable_execution
+def r5_2(event: Any, context: DurableContext) -> Any:
+    return context.invoke("echo", event["payload"], name=event["name"])
+
+
+@durable_execution
+def r5_3(event: Any, context: DurableContext) -> Any:
+    return context.invoke("echo", event)
+
+
+@durable_execution
+def r5_4(event: Any, context: DurableContext) -> Any:
+    return context.invoke("echo", None)
+
+
+@durable_execution
+def r5_5(event: Any, context: DurableContext) -> Any:
+    return context.invoke("error", event)
+
+
+@durable_execution
+def r5_6(event: Any, context: DurableContext) -> Any:
+    try:
+        return context.invoke("error", event)
+    except Exception:
+        return "fallback"
+
+
+@durable_execution
+def r5_11(event: Any, context: DurableContext) -> Any:
+    return context.invoke("echo", context.step(echo("from a step")))
+
+
+@durable_execution
+def r5_12(event: Any, context: DurableContext) -> Any:
+    return context.step(echo(context.invoke("echo", "from an invoke")))
+
+
+@durable_execution
+def r5_14(event: Any, context: DurableContext) -> Any:
+    return [context.invoke("echo", "one"), context.invoke("echo", "two")]

@@ -33,6 +33,7 @@ REQUIREMENTS: Dict[str, str] = {
     **{"3-%d" % n: "skip" for n in (1, 2, 3, 4, 5, 6, 15, 16)},
     **{"3-%d" % n: "real" for n in (9, 10, 13)},
     "4-1": "real", "4-2": "real", "4-3": "skip", "4-4": "skip", "4-5": "real", "4-6": "real",
+    **{"5-%d" % n: "real" for n in (1, 2, 3, 4, 5, 6, 11, 12, 14)},
     **{"8-%d" % n: "skip" for n in (1, 2, 3, 4, 5)},
     **{"9-%d" % n: "skip" for n in (1, 2, 3, 4)},
 }
@@ -52,6 +53,8 @@ KNOWN_MISMATCHES: List[Tuple[Optional[FrozenSet[str]], str, str]] = [
      RUNNER + "a StepSucceeded after retries has no RetryDetails (required by botocore's model)"),
     (None, r"\.CallbackStartedDetails\.(Timeout|HeartbeatTimeout): key missing in actual event$",
      RUNNER + "CallbackStarted does not carry the callback's Timeout / HeartbeatTimeout"),
+    (None, r"\.ChainedInvokeStartedDetails\.ExecutedVersion: key missing in actual event$",
+     RUNNER + "ChainedInvokeStarted has no ExecutedVersion (the runner omits it on purpose: it resolves no versions)"),
     (frozenset({"2-4", "2-5"}), r"EventType: expected 'InvocationCompleted', got 'WaitSucceeded'$",
      RUNNER + "with --skip-time a skipped wait's WaitSucceeded is recorded before the InvocationCompleted of the "
      "invocation that suspended on it (in real time they come in Lambda's order)"),
@@ -76,8 +79,12 @@ def handler_name(rid: str) -> str:
 
 def functions_file(mode: str) -> str:
     """The emulator's --functions file: every requirement of ``mode`` as a durable function."""
-    return json.dumps({"functions": {function_name(rid): {"handler": handler_name(rid), "durable": True, "timeout": 60}
-                                     for rid, m in REQUIREMENTS.items() if m == mode}})
+    functions = {function_name(rid): {"handler": handler_name(rid), "durable": True, "timeout": 60}
+                 for rid, m in REQUIREMENTS.items() if m == mode}
+    if mode == "real":  # the targets of the chained invokes (5-*)
+        functions["echo"] = {"handler": "handlers.target_echo", "durable": True, "timeout": 60}
+        functions["error"] = {"handler": "handlers.target_error", "durable": True, "timeout": 60}
+    return json.dumps({"functions": functions})
 
 
 def handlers_source() -> str:
