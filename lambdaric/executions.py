@@ -299,6 +299,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         if args.status:
             params["Statuses"] = args.status
         executions = list(pages(client, "list_durable_executions_by_function", "DurableExecutions", **params))
+        if args.status:  # again here: AWS's runner (the emulator's durable service) ignores Statuses
+            executions = [e for e in executions if e.get("Status") in args.status]
         executions.sort(key=lambda e: utc(e.get("StartTimestamp")) or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
                         reverse=True)
         answer, text = {"DurableExecutions": executions}, list_text(executions)

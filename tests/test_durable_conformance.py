@@ -24,7 +24,8 @@ from harness import REQUIREMENTS, functions_file, handlers_source, known_mismatc
 
 @pytest.fixture(scope="module")
 def peers() -> None:
-    peer_module("aws_durable_execution_sdk_python", "pip install aws-durable-execution-sdk-python")
+    peer_module("aws_durable_execution_sdk_python", "pip install 'lambdaric[durable]'")
+    peer_module("aws_durable_execution_sdk_python_testing", "pip install 'lambdaric[durable]'")
     peer_module("aws_durable_execution_conformance_tests.validate",
                 "pip install --no-deps --ignore-requires-python aws-durable-execution-conformance-tests")
     peer_module("yaml", "pip install pyyaml")

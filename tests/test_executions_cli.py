@@ -31,6 +31,8 @@ APP = {
         @durable_execution
         def handler(event, context: DurableContext):
             n = context.step(double(event.get("n", 1)), name="double")
+            if event.get("fail"):
+                raise ValueError("asked to fail")
             context.wait(Duration.from_hours(6), name="six-hours")
             if event.get("callback"):
                 return {"n": n, "answer": context.create_callback(name="approval").result()}
@@ -46,9 +48,15 @@ def run_cli(args: List[str], cwd: str = REPO, timeout: float = 120) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
+def durable_peers() -> None:
+    """The SDK in the handler and AWS's durable service the emulator runs (lambdaric[durable])."""
+    peer_module("aws_durable_execution_sdk_python", "pip install 'lambdaric[durable]'")
+    peer_module("aws_durable_execution_sdk_python_testing", "pip install 'lambdaric[durable]'")
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[RunningEmulator]:
-    peer_module("aws_durable_execution_sdk_python", "pip install aws-durable-execution-sdk-python")
+    durable_peers()
     with RunningEmulator(APP, args=["--durable", "--skip-time"]) as running:
         yield running
 
@@ -141,6 +149,28 @@ def test_list_show_and_history_read_as_text(emulator: RunningEmulator) -> None:
     assert all(re.match(r"\+\S+ ", line) for line in lines)
 
 
+def test_a_failed_execution_reads_with_its_error_and_lists_by_status(emulator: RunningEmulator) -> None:
+    out = run_cli(["invoke", emulator.base, "--durable", "cli-fails", '{"fail": true}'])
+    assert out.returncode in (0, 1), out.stderr
+    history = executions(emulator, "history", "cli-fails").stdout
+    last = history.splitlines()[-1]
+    assert " ExecutionFailed " in last and "ValueError: asked to fail" in last, history
+    shown = executions(emulator, "show", "cli-fails").stdout
+    assert re.search(r"^status +FAILED$", shown, re.M) and re.search(r"^error +ValueError: asked to fail$", shown, re.M), shown
+    failed = executions(emulator, "list", "--status", "FAILED").stdout
+    assert "cli-fails " in failed and " SUCCEEDED " not in failed, failed
+
+
+def test_a_callback_result_from_a_file(emulator: RunningEmulator, tmp_path: Any) -> None:
+    assert run_cli(["invoke", emulator.base, "--durable", "cli-file", "--type", "Event", '{"callback": true}']).returncode == 0
+    (tmp_path / "answer.json").write_text('{"ok": true}')
+    sent = executions(emulator, "callback", "success", callback_id(emulator, "cli-file"), "--result", "@%s" % (tmp_path / "answer.json"))
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(wait_for(emulator, "cli-file", "SUCCEEDED")["Result"]) == {"n": 2, "answer": '{"ok": true}'}
+    missing = executions(emulator, "callback", "success", "x", "--result", "@%s" % (tmp_path / "none.json"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "none.json" in missing.stderr
+
+
 def test_json_is_the_api_answer(emulator: RunningEmulator) -> None:
     assert run_cli(["invoke", emulator.base, "--durable", "cli-json", "{}"]).returncode == 0
     listed = json.loads(executions(emulator, "list", "function", "--json").stdout)
@@ -199,7 +229,7 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_2() -> None:
 
 
 def test_invoke_durable_serves_a_handler_itself(tmp_path: Any) -> None:
-    peer_module("aws_durable_execution_sdk_python", "pip install aws-durable-execution-sdk-python")
+    durable_peers()
     (tmp_path / "app.py").write_text(
         "from aws_durable_execution_sdk_python.execution import durable_execution\n"
         "@durable_execution\n"
