@@ -473,3 +473,66 @@ def r5_12(event: Any, context: DurableContext) -> Any:
 @durable_execution
 def r5_14(event: Any, context: DurableContext) -> Any:
     return [context.invoke("echo", "one"), context.invoke("echo", "two")]
+
+
+# ---- 6: wait for a condition, 7: wait for a callback
+
+
+def counting_up_to(threshold: int, initial: int = 0, delay: int = 1) -> Any:
+    from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
+
+    def strategy(state: int, attempt: int) -> Any:
+        if state >= threshold:
+            return WaitForConditionDecision.stop_polling()
+        return WaitForConditionDecision.continue_waiting(Duration.from_seconds(delay))
+
+    return WaitForConditionConfig(wait_strategy=strategy, initial_state=initial)
+
+
+@durable_execution
+def r6_1(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_condition(check=lambda state, ctx: state + 1, config=counting_up_to(int(event)))
+
+
+@durable_execution
+def r6_2(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_condition(check=lambda state, ctx: state, config=counting_up_to(int(event), initial=5))
+
+
+@durable_execution
+def r6_3(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_condition(check=lambda state, ctx: state + 1, config=counting_up_to(int(event)), name="poll-status")
+
+
+@durable_execution
+def r6_4(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_condition(check=lambda state, ctx: state + 1, config=counting_up_to(int(event), initial=5))
+
+
+@durable_execution
+def r6_5(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_condition(check=lambda state, ctx: state + 1, config=counting_up_to(int(event), delay=2))
+
+
+def submit(callback_id: str, ctx: Any) -> None:
+    """The submitter: hands the id to nobody (the harness finds it in the history)."""
+
+
+@durable_execution
+def r7_1(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_callback(submit, name=event)
+
+
+@durable_execution
+def r7_2(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_callback(submit, name="approval")
+
+
+@durable_execution
+def r7_3(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_callback(lambda callback_id, ctx: None)
+
+
+@durable_execution
+def r7_4(event: Any, context: DurableContext) -> Any:
+    return context.wait_for_callback(submit, name=event)
