@@ -8,18 +8,13 @@ with ``--no-deps --ignore-requires-python``). Missing ones skip locally and fail
 """
 from __future__ import annotations
 
-import os
-import sys
 from typing import Dict, Iterator
 
 import pytest
 
+from durable_conformance.harness import REQUIREMENTS, functions_file, handlers_source, known_mismatch, run_requirement
 from emulator_harness import RunningEmulator
 from peers import peer_module
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "durable_conformance"))
-
-from harness import REQUIREMENTS, functions_file, handlers_source, known_mismatch, run_requirement  # noqa: E402
 
 
 @pytest.fixture(scope="module")
