@@ -174,6 +174,11 @@ def test_steps_retry_with_next_attempt_delay(emu):
     assert delays[:2] == [2, 4], retries  # the modelled delays, backoff 2.0
     assert open(os.path.join(emu.cwd, "flaky")).read() == "xxx"  # three real attempts, no more
     assert history[-1]["EventType"] == "ExecutionSucceeded"
+    # details the service leaves out, filled in from what the emulator saw (docs/durable.md)
+    succeeded = [e for e in history if e["EventType"] == "StepSucceeded" and e["Name"] == "flaky"][0]
+    assert succeeded["StepSucceededDetails"]["RetryDetails"]["CurrentAttempt"] == 3
+    completed = [e["InvocationCompletedDetails"] for e in history if e["EventType"] == "InvocationCompleted"]
+    assert len(completed) == 3 and all(c["StartTimestamp"] <= c["EndTimestamp"] and len(c["RequestId"]) == 36 for c in completed)
 
 
 def test_wait_skipped_keeps_the_modelled_time(emu):
@@ -217,6 +222,8 @@ def test_callback_completed_by_boto3(emu):
     r = emu.client().invoke(FunctionName="callback", InvocationType="Event", Payload=b"{}")
     arn = r["DurableExecutionArn"]
     cid = callback_id(emu, arn)
+    started = [e for e in events(emu, arn) if e["EventType"] == "CallbackStarted"][0]
+    assert started["CallbackStartedDetails"]["Timeout"] == 120
     emu.client().send_durable_execution_callback_heartbeat(CallbackId=cid)
     emu.client().send_durable_execution_callback_success(CallbackId=cid, Result=b"yes")
     got = wait_status(emu, arn, "SUCCEEDED")
@@ -300,6 +307,8 @@ def test_chained_invokes_between_functions_of_one_emulator(emu):
     assert result["durable"] == 3
     kinds = [e["EventType"] for e in events(emu, r["DurableExecutionArn"])]
     assert kinds.count("ChainedInvokeSucceeded") == 2, kinds
+    started = [e for e in events(emu, r["DurableExecutionArn"]) if e["EventType"] == "ChainedInvokeStarted"]
+    assert [e["ChainedInvokeStartedDetails"]["ExecutedVersion"] for e in started] == ["$LATEST", "$LATEST"]
     # the durable child is an execution of its own, listed under its function with a Lambda ARN
     children = emu.client().list_durable_executions_by_function(FunctionName="waits")["DurableExecutions"]
     assert all(c["DurableExecutionArn"].startswith("arn:aws:lambda:us-east-1:123456789012:function:waits:") for c in children)

@@ -11,6 +11,11 @@
 * Errors: the runner's ``{"Type": NAME, "message"|"Message": ...}`` becomes Lambda's
   ``X-Amzn-ErrorType: NAME`` and ``{"Type": "User"|"Service", "message": ...}``, which is what
   botocore reads the exception's code from.
+* History: the details Lambda's events carry and the runner leaves out are filled in from what
+  the emulator saw itself: ``InvocationCompletedDetails`` (each invocation's start, end and
+  request id), ``CallbackStartedDetails`` ``Timeout``/``HeartbeatTimeout`` (from the checkpoint
+  that started the callback), a retried step's ``RetryDetails.CurrentAttempt``, a chained
+  invoke's ``ExecutedVersion`` (``$LATEST``, the only version the emulator has).
 * Starting an execution from an Invoke (``X-Amz-Durable-Execution-Name``): Lambda's idempotency
   (the same name and payload: the same execution; another payload: 409
   ``DurableExecutionAlreadyStartedException``), and a ``RequestResponse`` invoke answered with
@@ -60,6 +65,15 @@ def error(status: int, error_type: str, message: str) -> Answer:
     return Answer(status, body, [("Content-Type", "application/json"), ("X-Amzn-ErrorType", error_type)])
 
 
+class Invoked(NamedTuple):
+    """One invocation of a durable function by the service, as the emulator ran it."""
+
+    start: float
+    end: float
+    request_id: str
+    error: Optional[Dict[str, str]]
+
+
 class Started(NamedTuple):
     arn: str
     payload: bytes
@@ -76,6 +90,10 @@ class DurableFront:
         self.arns: Dict[str, str] = {}
         #: runner ARN by the ID ending its Lambda ARN
         self.by_id: Dict[str, str] = {}
+        #: the invocations of each execution (runner ARN): (start, end, request id, failed)
+        self.invocations: Dict[str, List[Invoked]] = {}
+        #: the callback options each execution's checkpoints gave, by operation Id
+        self.callbacks: Dict[str, Dict[str, Dict[str, Any]]] = {}
         #: (function, execution name) -> the execution started under it, for idempotency
         self.started: Dict[Tuple[str, str], Started] = {}
         self.lock = asyncio.Lock()
@@ -127,15 +145,68 @@ class DurableFront:
             return out
         return value
 
-    async def envelope(self, payload: bytes) -> bytes:
-        """The durable envelope the runner sends the function, with Lambda's ARNs in it."""
+    async def envelope(self, payload: bytes) -> Tuple[bytes, Optional[str]]:
+        """The durable envelope the runner sends the function, with Lambda's ARNs in it, and
+        the runner's ARN of its execution (None when it is no envelope)."""
         try:
             obj = json.loads(payload)
         except ValueError:
-            return payload
-        if not isinstance(obj, dict) or "DurableExecutionArn" not in obj:
-            return payload
-        return json.dumps(await self._rewrite(obj)).encode()
+            return payload, None
+        if not isinstance(obj, dict) or not isinstance(obj.get("DurableExecutionArn"), str):
+            return payload, None
+        return json.dumps(await self._rewrite(obj)).encode(), obj["DurableExecutionArn"]
+
+    def invoked(self, runner_arn: str, invoked: Invoked) -> None:
+        """Remember an invocation of ``runner_arn``'s function (its InvocationCompleted details)."""
+        self.invocations.setdefault(runner_arn, []).append(invoked)
+
+    def _checkpointed(self, runner_arn: str, body: bytes) -> None:
+        """Remember the callback options of a checkpoint that starts callbacks."""
+        try:
+            updates = json.loads(body).get("Updates") or []
+        except (ValueError, AttributeError):
+            return
+        for update in updates:
+            options = update.get("CallbackOptions") if isinstance(update, dict) else None
+            if update.get("Type") == "CALLBACK" and update.get("Action") == "START" and isinstance(options, dict):
+                self.callbacks.setdefault(runner_arn, {})[str(update.get("Id"))] = options
+
+    def _complete_history(self, runner_arn: str, history: Dict[str, Any]) -> None:
+        """Fill in the event details the runner leaves out (module docstring)."""
+        events = history.get("Events")
+        if not isinstance(events, list):
+            return
+        left = list(self.invocations.get(runner_arn, []))
+        attempts: Dict[str, int] = {}
+        for event in events:
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("EventType")
+            op = str(event.get("Id"))
+            if kind == "InvocationCompleted" and "InvocationCompletedDetails" not in event and left:
+                at = event.get("EventTimestamp")
+                stamp = float(at) if isinstance(at, (int, float)) else left[0].end
+                best = min(left, key=lambda i: abs(i.end - stamp))  # the invocation that ended then
+                left.remove(best)
+                details: Dict[str, Any] = {"StartTimestamp": best.start, "EndTimestamp": best.end, "RequestId": best.request_id}
+                if best.error:
+                    details["Error"] = {"Payload": best.error, "Truncated": False}
+                event["InvocationCompletedDetails"] = details
+            elif kind == "CallbackStarted" and isinstance(event.get("CallbackStartedDetails"), dict):
+                options = self.callbacks.get(runner_arn, {}).get(op, {})
+                for key, name in (("TimeoutSeconds", "Timeout"), ("HeartbeatTimeoutSeconds", "HeartbeatTimeout")):
+                    if isinstance(options.get(key), int) and options[key] > 0:
+                        event["CallbackStartedDetails"].setdefault(name, options[key])
+            elif kind == "ChainedInvokeStarted" and isinstance(event.get("ChainedInvokeStartedDetails"), dict):
+                event["ChainedInvokeStartedDetails"].setdefault("ExecutedVersion", "$LATEST")
+            elif kind in ("StepFailed", "StepStarted") or (kind == "StepSucceeded"):
+                for value in event.values():
+                    retry = value.get("RetryDetails") if isinstance(value, dict) else None
+                    if isinstance(retry, dict) and isinstance(retry.get("CurrentAttempt"), int):
+                        attempts[op] = max(attempts.get(op, 0), retry["CurrentAttempt"])
+                succeeded = event.get("StepSucceededDetails")
+                if kind == "StepSucceeded" and isinstance(succeeded, dict) and op in attempts and "RetryDetails" not in succeeded:
+                    succeeded["RetryDetails"] = {"CurrentAttempt": attempts[op] + 1}
 
     # ------------------------------------------------------------------ the runner
 
@@ -192,6 +263,7 @@ class DurableFront:
         kind, ident, action = parts[2], unquote(parts[3]), parts[4] if len(parts) > 4 else ""
         forward = {"Content-Type": content_type or "application/json"}
         target: Optional[str] = None
+        runner: Optional[str] = None
         if kind == "durable-executions" and len(parts) <= 5:
             allowed = {"": ("GET",), "history": ("GET",), "state": ("GET",), "checkpoint": ("POST",), "stop": ("POST",)}
             if action not in allowed:
@@ -208,6 +280,7 @@ class DurableFront:
                 checked = check_checkpoint(body)
                 if checked is not None:
                     return error(400, "InvalidParameterValueException", checked)
+                self._checkpointed(runner, body)
             target = "/2025-12-01/durable-executions/" + quote(runner, safe="") + ("/" + action if action else "")
         elif kind == "durable-execution-callbacks" and len(parts) == 5 and action in ("succeed", "fail", "heartbeat"):
             if method != "POST":
@@ -224,6 +297,13 @@ class DurableFront:
         if query:
             target += "?" + query
         status, answer = await self.call(method, target, body, forward)
+        if action == "history" and status == 200 and runner is not None:
+            try:
+                history = json.loads(answer)
+                self._complete_history(runner, history)
+                answer = json.dumps(history).encode()
+            except (ValueError, TypeError, AttributeError):
+                pass
         if kind == "durable-execution-callbacks" and status == 404:
             # (the runner's message tells how it failed to decode the id: Lambda's says what)
             return error(404, "ResourceNotFoundException", "Callback not found: %s" % ident[:200])

@@ -21,7 +21,7 @@ from .invocation import Invocation, Outcome, report_line
 from .functions import ACCOUNT, REGION, Function, Functions, FunctionSettings
 from .invocation import new_trace_id
 from .invoke_api import InvokeRequest, Refused, parse_function, parse_invoke, route
-from .durable_api import DurableFront
+from .durable_api import DurableFront, Invoked
 from .durable_runner import Runner, function_configs
 from .pool import TooManyRequests
 from .sandbox import InvalidEntrypoint, Sandbox, SandboxUnavailable
@@ -166,9 +166,10 @@ class Emulator:
             return
         execution_name = req.headers.get("x-amz-durable-execution-name")
         from_runner = req.headers.get(RUNNER_MARKER) == "true"
+        execution: Optional[str] = None  # the service's ARN of the execution this invocation serves
         if function.settings.durable and self.durable is not None:
             if from_runner:  # the service (re-)invoking the handler with the durable envelope
-                payload = await self.durable.envelope(payload)
+                payload, execution = await self.durable.envelope(payload)
             elif parsed.streaming:
                 await _refuse(writer, Refused(400, "InvalidParameterValueException",
                                               "Durable functions cannot be invoked with response streaming"))
@@ -200,7 +201,15 @@ class Emulator:
         elif parsed.streaming:
             await self._respond_streaming(function, inv, writer, parsed.tail)
         else:
+            started = time.time()
             await self._respond(function, inv, parsed, writer)
+            if execution is not None and self.durable is not None and inv.outcome.done():
+                outcome = inv.outcome.result()
+                failure = None
+                if outcome.failed:
+                    code, message = outcome.error_code_and_details()
+                    failure = {"ErrorType": code, "ErrorMessage": message}
+                self.durable.invoked(execution, Invoked(started, time.time(), inv.request_id, failure))
 
     async def _durable_route(self, req: http.Request, writer: asyncio.StreamWriter) -> None:
         """A durable route of the Lambda API (``/2025-12-01/``): answered by :mod:`.durable_api`."""
