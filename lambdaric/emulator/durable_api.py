@@ -177,6 +177,9 @@ class DurableFront:
         if not isinstance(events, list):
             return
         left = list(self.invocations.get(runner_arn, []))
+        # one record per InvocationCompleted: taken in order (the clock of --skip-time jumps, so
+        # times cannot be compared then); otherwise the record that ended nearest the event
+        in_order = len(left) == sum(1 for e in events if isinstance(e, dict) and e.get("EventType") == "InvocationCompleted")
         attempts: Dict[str, int] = {}
         for event in events:
             if not isinstance(event, dict):
@@ -186,9 +189,12 @@ class DurableFront:
             if kind == "InvocationCompleted" and "InvocationCompletedDetails" not in event and left:
                 at = event.get("EventTimestamp")
                 stamp = float(at) if isinstance(at, (int, float)) else left[0].end
-                best = min(left, key=lambda i: abs(i.end - stamp))  # the invocation that ended then
+                best = left[0] if in_order else min(left, key=lambda i: abs(i.end - stamp))
                 left.remove(best)
-                details: Dict[str, Any] = {"StartTimestamp": best.start, "EndTimestamp": best.end, "RequestId": best.request_id}
+                # on the service's clock (the modelled one under --skip-time): it ended at the event
+                end = stamp if isinstance(at, (int, float)) else best.end
+                details: Dict[str, Any] = {"StartTimestamp": end - (best.end - best.start), "EndTimestamp": end,
+                                           "RequestId": best.request_id}
                 if best.error:
                     details["Error"] = {"Payload": best.error, "Truncated": False}
                 event["InvocationCompletedDetails"] = details
