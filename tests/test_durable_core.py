@@ -115,13 +115,22 @@ def crash(event, context: DurableContext):
 
 
 @durable_execution
+def poll(event, context: DurableContext):
+    from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
+
+    def strategy(state, attempt):
+        return WaitForConditionDecision.stop_polling() if state >= 3 else WaitForConditionDecision.continue_waiting(Duration.from_seconds(60))
+    return context.wait_for_condition(lambda state, ctx: state + 1, WaitForConditionConfig(wait_strategy=strategy, initial_state=0))
+
+
+@durable_execution
 def env(event, context: DurableContext):
     return context.step(lambda _: {k: os.environ.get(k) for k in
                                    ("AWS_ENDPOINT_URL_LAMBDA", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")},
                         name="env")
 '''
 
-DURABLE = ("steps", "waits", "callback", "fanout", "child", "chain", "fails", "crash", "env")
+DURABLE = ("steps", "waits", "callback", "fanout", "child", "chain", "fails", "crash", "env", "poll")
 FUNCTIONS = json.dumps({"functions": dict(
     [(name, {"handler": "app." + name, "durable": True, "timeout": 120}) for name in DURABLE]
     + [("plain", {"handler": "app.plain"})]
@@ -192,6 +201,13 @@ def test_wait_skipped_keeps_the_modelled_time(emu):
     completed = [e for e in history if e["EventType"] == "InvocationCompleted"]
     assert [e["InvocationCompletedDetails"]["EndTimestamp"] for e in completed] == [e["EventTimestamp"] for e in completed]
     assert (completed[-1]["EventTimestamp"] - wait["EventTimestamp"]).total_seconds() >= 6 * 3600
+    # Lambda's order: the invocation suspends on the wait, then the wait ends
+    assert [e["EventType"] for e in history] == [
+        "ExecutionStarted", "StepStarted", "StepSucceeded", "WaitStarted", "InvocationCompleted", "WaitSucceeded",
+        "StepStarted", "StepSucceeded", "InvocationCompleted", "ExecutionSucceeded"]
+    assert [e["EventId"] for e in history] == list(range(1, len(history) + 1))
+    stamps = [e["EventTimestamp"] for e in history]
+    assert stamps == sorted(stamps)
     assert wait["WaitStartedDetails"]["Duration"] == 6 * 3600
     assert (wait["WaitStartedDetails"]["ScheduledEndTimestamp"] - wait["EventTimestamp"]).total_seconds() == pytest.approx(6 * 3600, abs=1)
 
@@ -290,6 +306,13 @@ def test_callback_timeout(emu):
     assert result["callback_error"] == "CallbackTimeoutError" or "timed out" in result["message"].lower(), result
     assert time.monotonic() - started < 10.0
     assert any(e["EventType"] == "CallbackTimedOut" for e in events(emu, r["DurableExecutionArn"]))
+
+
+def test_wait_for_condition_states_are_in_the_history(emu):
+    r, result = invoke(emu, "poll", {})
+    assert result == 3
+    succeeded = [e["StepSucceededDetails"] for e in events(emu, r["DurableExecutionArn"]) if e["EventType"] == "StepSucceeded"]
+    assert [d["Result"]["Payload"] for d in succeeded] == ["1", "2", "3"]  # the intermediate ones from the RETRY checkpoints
 
 
 def test_map_and_parallel(emu):

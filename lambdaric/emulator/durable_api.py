@@ -82,8 +82,9 @@ class Started(NamedTuple):
 class DurableFront:
     """The Lambda API of durable executions, in front of the runner at ``runner_base``."""
 
-    def __init__(self, runner_base: str, region: str, account: str) -> None:
+    def __init__(self, runner_base: str, region: str, account: str, skip_time: bool = False) -> None:
         self.runner_base = runner_base
+        self.skip_time = skip_time
         self.region = region
         self.account = account
         #: Lambda ARN by runner ARN (filled as executions are started or first seen)
@@ -94,6 +95,8 @@ class DurableFront:
         self.invocations: Dict[str, List[Invoked]] = {}
         #: the callback options each execution's checkpoints gave, by operation Id
         self.callbacks: Dict[str, Dict[str, Dict[str, Any]]] = {}
+        #: the payloads of each execution's step RETRY checkpoints (a wait_for_condition's states), by operation Id
+        self.retried: Dict[str, Dict[str, List[str]]] = {}
         #: (function, execution name) -> the execution started under it, for idempotency
         self.started: Dict[Tuple[str, str], Started] = {}
         self.lock = asyncio.Lock()
@@ -167,20 +170,28 @@ class DurableFront:
         except (ValueError, AttributeError):
             return
         for update in updates:
-            options = update.get("CallbackOptions") if isinstance(update, dict) else None
+            if not isinstance(update, dict):
+                continue
+            options = update.get("CallbackOptions")
             if update.get("Type") == "CALLBACK" and update.get("Action") == "START" and isinstance(options, dict):
                 self.callbacks.setdefault(runner_arn, {})[str(update.get("Id"))] = options
+            if update.get("Type") == "STEP" and update.get("Action") == "RETRY" and isinstance(update.get("Payload"), str):
+                self.retried.setdefault(runner_arn, {}).setdefault(str(update.get("Id")), []).append(update["Payload"])
 
-    def _complete_history(self, runner_arn: str, history: Dict[str, Any]) -> None:
-        """Fill in the event details the runner leaves out (module docstring)."""
+    def _complete_history(self, runner_arn: str, history: Dict[str, Any], with_data: bool) -> None:
+        """Fill in the event details the runner leaves out (module docstring); ``with_data``:
+        the caller asked for payloads (``IncludeExecutionData``)."""
         events = history.get("Events")
         if not isinstance(events, list):
             return
+        if self.skip_time:
+            _suspend_before_skipped_waits(events)
         left = list(self.invocations.get(runner_arn, []))
         # one record per InvocationCompleted: taken in order (the clock of --skip-time jumps, so
         # times cannot be compared then); otherwise the record that ended nearest the event
         in_order = len(left) == sum(1 for e in events if isinstance(e, dict) and e.get("EventType") == "InvocationCompleted")
         attempts: Dict[str, int] = {}
+        states = {op: list(payloads) for op, payloads in self.retried.get(runner_arn, {}).items()}
         for event in events:
             if not isinstance(event, dict):
                 continue
@@ -213,6 +224,13 @@ class DurableFront:
                 succeeded = event.get("StepSucceededDetails")
                 if kind == "StepSucceeded" and isinstance(succeeded, dict) and op in attempts and "RetryDetails" not in succeeded:
                     succeeded["RetryDetails"] = {"CurrentAttempt": attempts[op] + 1}
+                result = succeeded.get("Result") if isinstance(succeeded, dict) else None
+                if kind == "StepSucceeded" and isinstance(succeeded, dict) and states.get(op) and (
+                        not isinstance(result, dict) or "Payload" not in result):
+                    # a wait_for_condition's intermediate state, checkpointed as a RETRY with a payload
+                    state = states[op].pop(0)
+                    if with_data:
+                        succeeded["Result"] = dict(result or {}, Payload=state, Truncated=False)
 
     # ------------------------------------------------------------------ the runner
 
@@ -306,7 +324,7 @@ class DurableFront:
         if action == "history" and status == 200 and runner is not None:
             try:
                 history = json.loads(answer)
-                self._complete_history(runner, history)
+                self._complete_history(runner, history, "includeexecutiondata=true" in query.lower())
                 answer = json.dumps(history).encode()
             except (ValueError, TypeError, AttributeError):
                 pass
@@ -385,6 +403,28 @@ class DurableFront:
         if err.get("StackTrace"):
             failure["stackTrace"] = err["StackTrace"]
         return Answer(200, json.dumps(failure).encode(), headers + [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")])
+
+
+def _suspend_before_skipped_waits(events: List[Any]) -> None:
+    """Under ``--skip-time`` the service ends a wait at once, before it records the end of the
+    invocation that suspended on it; on Lambda that invocation ends first and the wait later.
+    Each ``WaitSucceeded`` directly followed by an ``InvocationCompleted`` is put back after it
+    (their EventIds exchanged, so they stay in sequence), the invocation dated when the wait
+    began (it suspended then)."""
+    started: Dict[str, Any] = {}
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        if event.get("EventType") == "WaitStarted":
+            started[str(event.get("Id"))] = event.get("EventTimestamp")
+        nxt = events[i + 1] if i + 1 < len(events) else None
+        if (event.get("EventType") == "WaitSucceeded" and isinstance(nxt, dict)
+                and nxt.get("EventType") == "InvocationCompleted"):
+            event["EventId"], nxt["EventId"] = nxt.get("EventId"), event.get("EventId")
+            began = started.get(str(event.get("Id")))
+            if isinstance(began, (int, float)):
+                nxt["EventTimestamp"] = began
+            events[i], events[i + 1] = nxt, event
 
 
 def check_checkpoint(body: bytes) -> Optional[str]:

@@ -97,7 +97,7 @@ class Emulator:
         timeout = max(f.settings.timeout for f in self.functions)
         self.runner = Runner(own, function_configs(durable, others), self.settings.skip_time, self.settings.region, timeout, self.err)
         await self.runner.start()
-        self.durable = DurableFront(self.runner.base, self.settings.region, self.settings.account)
+        self.durable = DurableFront(self.runner.base, self.settings.region, self.settings.account, self.settings.skip_time)
         for function in self.functions:
             if function.settings.durable:
                 # the sandboxes share this dict: every runtime started from now on gets it
