@@ -265,7 +265,7 @@ def history_text(events: List[Dict[str, Any]]) -> str:
         when = utc(event.get("EventTimestamp"))
         offset = "+" + seconds((when - first).total_seconds()) if when and first else "?"
         if str(event.get("EventType", "")).endswith("Started") and event.get("Id"):
-            started.setdefault(event["Id"], event.get("EventTimestamp"))
+            started[event["Id"]] = event.get("EventTimestamp")  # this attempt's start (a retried step has several)
         name = event.get("Name") or (("#" + str(event["Id"])[:8]) if event.get("Id") else "")
         rows.append((offset, str(event.get("EventType", "")), str(event.get("SubType") or ""), str(name),
                      event_note(event, started)))
