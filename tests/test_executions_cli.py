@@ -248,3 +248,43 @@ def test_usage_mistakes_say_so() -> None:
     assert out.returncode == 2 and "--stream" in out.stderr
     out = run_cli(["executions", "callback", "maybe", "id"])
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_the_timeline_of_a_retried_step_and_a_long_wait() -> None:
+    """history_text alone, on events as boto3 gives them: relative times, each attempt's own time,
+    retries, the modelled wait, errors."""
+    import datetime
+
+    from lambdaric.executions import history_text, seconds
+
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def at(s: float) -> datetime.datetime:
+        return t0 + datetime.timedelta(seconds=s)
+
+    error = {"Payload": {"ErrorType": "RuntimeError", "ErrorMessage": "attempt 1 failed"}}
+    events = [
+        {"EventType": "ExecutionStarted", "EventId": 1, "Id": "x", "Name": "e", "EventTimestamp": at(0),
+         "ExecutionStartedDetails": {"Input": {"Payload": '{"a": 1}'}, "ExecutionTimeout": 86400}},
+        {"EventType": "StepStarted", "SubType": "Step", "EventId": 2, "Id": "s", "Name": "flaky", "EventTimestamp": at(0.1)},
+        {"EventType": "StepFailed", "SubType": "Step", "EventId": 3, "Id": "s", "Name": "flaky", "EventTimestamp": at(0.35),
+         "StepFailedDetails": {"Error": error, "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 30}}},
+        {"EventType": "StepStarted", "SubType": "Step", "EventId": 4, "Id": "s", "Name": "flaky", "EventTimestamp": at(30.4)},
+        {"EventType": "StepSucceeded", "SubType": "Step", "EventId": 5, "Id": "s", "Name": "flaky", "EventTimestamp": at(30.45),
+         "StepSucceededDetails": {"Result": {"Payload": '"ok"'}, "RetryDetails": {"CurrentAttempt": 2}}},
+        {"EventType": "WaitStarted", "SubType": "Wait", "EventId": 6, "Id": "w", "EventTimestamp": at(31),
+         "WaitStartedDetails": {"Duration": 21600, "ScheduledEndTimestamp": at(21631)}},
+        {"EventType": "InvocationCompleted", "EventId": 7, "EventTimestamp": at(31.1),
+         "InvocationCompletedDetails": {"StartTimestamp": at(30.3), "EndTimestamp": at(31.1), "RequestId": "r-2"}},
+        {"EventType": "WaitSucceeded", "SubType": "Wait", "EventId": 8, "Id": "w", "EventTimestamp": at(21631),
+         "WaitSucceededDetails": {"Duration": 21600}},
+    ]
+    lines = history_text(events).splitlines()
+    assert lines[0].split()[:3] == ["+0ms", "ExecutionStarted", "e"] and 'input {"a": 1}' in lines[0] and "timeout 24h00m" in lines[0]
+    assert lines[2].split()[:4] == ["+350ms", "StepFailed", "Step", "flaky"]
+    assert "after 250ms  attempt 1  retry in 30s  RuntimeError: attempt 1 failed" in lines[2]
+    assert "after 50ms  attempt 2  result \"ok\"" in lines[4]
+    assert "#w " in lines[5] and "wait 6h00m  until 2026-01-01 06:00:31.000Z" in lines[5]
+    assert "invocation 800ms  request r-2" in lines[6]
+    assert lines[7].startswith("+6h00m ") and "after 6h00m" in lines[7]
+    assert [seconds(v) for v in (0.0004, 2.5, 61, 3600 * 50)] == ["0ms", "2.5s", "1m01s", "2d02h"]
