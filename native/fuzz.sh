@@ -55,8 +55,10 @@ print("-I%s -L%s -Wl,-rpath,%s -l%s" % (sysconfig.get_paths()["include"], v("LIB
 print(":".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))
 EOF
   ); then
-    extra[lr_json]=$(echo "$embed" | head -n 1)
-    json_env=(PYTHONPATH="$(echo "$embed" | sed -n 2p)" PYTHONNOUSERSITE=1)
+    # (no "echo | head" here: head leaving first can kill echo with SIGPIPE, and pipefail and -e
+    # then end the script with status 141 and no word: seen once in CI under load)
+    extra[lr_json]=${embed%%$'\n'*}
+    json_env=(PYTHONPATH="${embed#*$'\n'}" PYTHONNOUSERSITE=1)
   elif [ "$only" = lr_json ]; then
     echo "fuzz.sh: cannot build fuzz_lr_json: $embed" >&2
     exit 2

@@ -64,7 +64,8 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 # -fno-wrapv: python's CFLAGS carry -fwrapv, which would make signed overflow defined and unchecked
 cflags="$san -g -fno-omit-frame-pointer -fno-wrapv"
 ldflags="$san"
-case "$("$cc" --version 2>/dev/null | head -n 1)" in
+cc_version=$("$cc" --version 2>/dev/null || true)  # (no "| head": SIGPIPE under pipefail, see fuzz.sh)
+case "${cc_version%%$'\n'*}" in
   *clang*) cflags="$cflags -shared-libasan"; ldflags="$ldflags -shared-libasan" ;;
 esac
 echo "sanitize.sh: building lambdaric._native with $cc $cflags"
