@@ -337,6 +337,12 @@ def test_chained_invokes_between_functions_of_one_emulator(emu):
     assert kinds.count("ChainedInvokeSucceeded") == 2, kinds
     started = [e for e in events(emu, r["DurableExecutionArn"]) if e["EventType"] == "ChainedInvokeStarted"]
     assert [e["ChainedInvokeStartedDetails"]["ExecutedVersion"] for e in started] == ["$LATEST", "$LATEST"]
+    # Lambda's order whatever the race: the invocation suspends (ends), then the chained invoke ends
+    history = events(emu, r["DurableExecutionArn"])
+    for i, e in enumerate(history):
+        if e["EventType"] == "ChainedInvokeSucceeded":
+            assert history[i - 1]["EventType"] == "InvocationCompleted", [x["EventType"] for x in history]
+    assert [e["EventId"] for e in history] == list(range(1, len(history) + 1))
     # the durable child is an execution of its own, listed under its function with a Lambda ARN
     children = emu.client().list_durable_executions_by_function(FunctionName="waits")["DurableExecutions"]
     assert all(c["DurableExecutionArn"].startswith("arn:aws:lambda:us-east-1:123456789012:function:waits:") for c in children)

@@ -184,8 +184,7 @@ class DurableFront:
         events = history.get("Events")
         if not isinstance(events, list):
             return
-        if self.skip_time:
-            _suspend_before_skipped_waits(events)
+        _suspend_first(events, self.skip_time)
         left = list(self.invocations.get(runner_arn, []))
         # one record per InvocationCompleted: taken in order (the clock of --skip-time jumps, so
         # times cannot be compared then); otherwise the record that ended nearest the event
@@ -405,26 +404,40 @@ class DurableFront:
         return Answer(200, json.dumps(failure).encode(), headers + [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")])
 
 
-def _suspend_before_skipped_waits(events: List[Any]) -> None:
-    """Under ``--skip-time`` the service ends a wait at once, before it records the end of the
-    invocation that suspended on it; on Lambda that invocation ends first and the wait later.
-    Each ``WaitSucceeded`` directly followed by an ``InvocationCompleted`` is put back after it
-    (their EventIds exchanged, so they stay in sequence), the invocation dated when the wait
-    began (it suspended then)."""
-    started: Dict[str, Any] = {}
+def _suspend_first(events: List[Any], skip_time: bool) -> None:
+    """Put the end of an invocation before the end of what it suspended on, as Lambda records
+    them. Under ``--skip-time`` the service ends a wait at once, before it records the end of
+    the invocation that suspended on it; and it invokes a chained invoke's target as soon as
+    the start is checkpointed, so a fast one may end before the invocation that started it is
+    recorded as ended. Such a ``WaitSucceeded`` (under ``--skip-time``), or a
+    ``ChainedInvokeSucceeded``/``Failed`` started in the same invocation, directly followed by
+    an ``InvocationCompleted`` is put back after it (EventIds exchanged, so they stay in
+    sequence); the invocation is dated when the wait began, or takes the earlier timestamp."""
+    began: Dict[str, Any] = {}  # start timestamp by operation Id, since the last InvocationCompleted
     for i, event in enumerate(events):
         if not isinstance(event, dict):
             continue
-        if event.get("EventType") == "WaitStarted":
-            started[str(event.get("Id"))] = event.get("EventTimestamp")
+        kind = event.get("EventType")
+        op = str(event.get("Id"))
+        if kind == "InvocationCompleted":
+            began = {}
+        elif kind in ("WaitStarted", "ChainedInvokeStarted"):
+            began[op] = event.get("EventTimestamp")
         nxt = events[i + 1] if i + 1 < len(events) else None
-        if (event.get("EventType") == "WaitSucceeded" and isinstance(nxt, dict)
-                and nxt.get("EventType") == "InvocationCompleted"):
-            event["EventId"], nxt["EventId"] = nxt.get("EventId"), event.get("EventId")
-            began = started.get(str(event.get("Id")))
-            if isinstance(began, (int, float)):
-                nxt["EventTimestamp"] = began
-            events[i], events[i + 1] = nxt, event
+        if not (isinstance(nxt, dict) and nxt.get("EventType") == "InvocationCompleted" and op in began):
+            continue
+        if kind == "WaitSucceeded" and skip_time:
+            stamp = began[op]
+        elif kind in ("ChainedInvokeSucceeded", "ChainedInvokeFailed"):
+            stamp = event.get("EventTimestamp")
+            event["EventTimestamp"] = nxt.get("EventTimestamp")
+        else:
+            continue
+        event["EventId"], nxt["EventId"] = nxt.get("EventId"), event.get("EventId")
+        if isinstance(stamp, (int, float)):
+            nxt["EventTimestamp"] = stamp
+        events[i], events[i + 1] = nxt, event
+        began = {}
 
 
 def check_checkpoint(body: bytes) -> Optional[str]:
