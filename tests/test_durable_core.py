@@ -354,6 +354,9 @@ def test_failing_execution(emu):
     assert result["errorType"] == "ValueError" and "the order is invalid" in result["errorMessage"], result
     got = emu.client().get_durable_execution(DurableExecutionArn=r["DurableExecutionArn"])
     assert got["Status"] == "FAILED" and got["Error"]["ErrorType"] == "ValueError"
+    listed = emu.client().list_durable_executions_by_function
+    assert [e["DurableExecutionName"] for e in listed(FunctionName="fails", Statuses=["FAILED", "STOPPED"])["DurableExecutions"]] == ["bad-order"]
+    assert listed(FunctionName="fails", Statuses=["SUCCEEDED"])["DurableExecutions"] == []
 
 
 def test_stopped_execution():

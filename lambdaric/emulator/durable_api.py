@@ -315,6 +315,8 @@ class DurableFront:
             if method != "GET":
                 return error(405, "InvalidRequestContentException", "Use GET for this route")
             target = "/2025-12-01/functions/%s/durable-executions" % quote(function_name, safe="")
+            # the model's Statuses (repeated) is the runner's StatusFilter
+            query = re.sub(r"(^|&)Statuses=", r"\1StatusFilter=", query)
         if target is None:
             return error(404, "ResourceNotFoundException", "No route for %s %s" % (method, path[:200]))
         if query:
