@@ -20,6 +20,8 @@ import json
 import sys
 from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
+from .invoke import read_event
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 DEFAULT_FUNCTION = "function"
 
@@ -275,15 +277,6 @@ def history_text(events: List[Dict[str, Any]]) -> str:
 # ---- commands
 
 
-def read_value(spec: str) -> bytes:
-    if spec == "-":
-        return sys.stdin.buffer.read()
-    if spec.startswith("@"):
-        with open(spec[1:], "rb") as f:
-            return f.read()
-    return spec.encode("utf-8")
-
-
 def error_object(args: argparse.Namespace) -> Dict[str, Any]:
     fields = (("ErrorType", "error_type"), ("ErrorMessage", "error_message"), ("ErrorData", "error_data"))
     return {key: getattr(args, attr) for key, attr in fields if getattr(args, attr, None) is not None}
@@ -327,7 +320,7 @@ def callback(client: Any, args: argparse.Namespace) -> Tuple[Dict[str, Any], str
     if args.outcome == "success":
         params: Dict[str, Any] = {"CallbackId": args.callback_id}
         if args.result is not None:
-            params["Result"] = read_value(args.result)
+            params["Result"] = read_event(args.result)
         return call(client, "send_durable_execution_callback_success", **params), "callback %s: success sent\n" % args.callback_id
     if args.outcome == "failure":
         params = {"CallbackId": args.callback_id}

@@ -66,6 +66,7 @@ def sample_names() -> List[str]:
 
 
 def read_event(spec: str) -> bytes:
+    """A value given on the command line: ``-`` (stdin), ``@file``, or the text itself."""
     if spec == "-":
         return sys.stdin.buffer.read()
     if spec.startswith("@"):
