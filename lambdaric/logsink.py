@@ -18,19 +18,19 @@ invoke's.
 """
 from __future__ import annotations
 
-import contextvars
 import os
 import sys
 import time
+from _contextvars import ContextVar  # what contextvars re-exports, without that module's import
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
-request_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_request_id", default=None)
-tenant_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_tenant_id", default=None)
+request_id_var: "ContextVar[Optional[str]]" = ContextVar("lambdaric_request_id", default=None)
+tenant_id_var: "ContextVar[Optional[str]]" = ContextVar("lambdaric_tenant_id", default=None)
 #: The invoke's X-Ray trace header (``_X_AMZN_TRACE_ID`` holds it too, outside Managed Instances).
-trace_id_var: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("lambdaric_trace_id", default=None)
+trace_id_var: "ContextVar[Optional[str]]" = ContextVar("lambdaric_trace_id", default=None)
 # The invoke in progress, for threads that did not inherit the contextvar (only while
 # one invoke at a time runs in this process: see overlapping_invokes).
 _current_request_id: "Optional[str]" = None
