@@ -6,11 +6,11 @@ factory (``lambdaric.transport``) re-exports it, and :mod:`lambdaric.shutdown` u
 """
 from __future__ import annotations
 
-import _socket
-
-# typing is imported only by type checkers: it costs ~3 ms of every cold start.
+# typing is imported only by type checkers: it costs ~3 ms of every cold start. ``_socket`` is
+# imported by the two functions that use it: the native transport needs no other part of it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    import _socket
     from typing import Optional, Protocol, Tuple
 
     #: A Runtime API answer to a POST: (status code, body bytes).
@@ -150,6 +150,8 @@ def connect(hostport: Tuple[str, int]) -> "_socket.socket":
     costs about 2 ms of every cold start. An ASCII host goes to getaddrinfo as bytes: given
     a str, it encodes it with the ``idna`` codec, whose import loads ``re``, ``stringprep``
     and ``unicodedata`` (about 6 ms of a cold start)."""
+    import _socket
+
     error: Optional[OSError] = None
     host = hostport[0]
     name = host.encode("ascii") if host.isascii() else host
@@ -167,6 +169,8 @@ def connect(hostport: Tuple[str, int]) -> "_socket.socket":
 def peer_closed(sock: _socket.socket) -> bool:
     """Whether the peer has closed (or reset) a kept-alive connection, without blocking:
     a zero-byte peek is its FIN. Unread bytes from the peer mean it is still there."""
+    import _socket
+
     try:
         return sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
