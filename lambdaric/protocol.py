@@ -179,6 +179,41 @@ def invocation_from_headers(headers: Dict[str, str], body: Union[bytes, bytearra
     )
 
 
+#: The ``/next`` headers whose values :func:`invocation_from_values` takes, in its order.
+NEXT_VALUES = (
+    H_REQUEST_ID,
+    H_DEADLINE,
+    H_FUNCTION_ARN,
+    H_TRACE_ID,
+    H_CLIENT_CONTEXT,
+    H_COGNITO_IDENTITY,
+    H_TENANT_ID,
+    H_INVOCATION_ID,
+    H_CONTENT_TYPE,
+)
+
+
+def invocation_from_values(values: List[str], body: Union[bytes, bytearray]) -> Invocation:
+    """:func:`invocation_from_headers` for the values of :data:`NEXT_VALUES` in order ("" for
+    an absent header), as the native transport hands them over: the common case (a safe
+    request id, a numeric deadline, no invocation id) without a dict; anything else, and
+    every error message, from :func:`invocation_from_headers`."""
+    request_id, deadline, arn, trace_id, client_context, cognito, tenant_id, invocation_id, content_type = values
+    if invocation_id or not (_is_safe_request_id(request_id) and deadline.isascii() and deadline.isdigit()):
+        return invocation_from_headers(dict(zip(NEXT_VALUES, values)), body)
+    return Invocation(
+        request_id,
+        body,
+        deadline_ms=int(deadline),
+        function_arn=arn or None,
+        trace_id=trace_id or None,
+        client_context=client_context or None,
+        cognito_identity=cognito or None,
+        tenant_id=tenant_id or None,
+        content_type=content_type or None,
+    )
+
+
 def is_json_content_type(content_type: Optional[str]) -> bool:
     """True for ``application/json`` with or without parameters (``; charset=utf-8``)."""
     if not content_type:

@@ -117,3 +117,36 @@ def test_bare_cr_in_a_header_is_refused():
 def test_non_ascii_digits_are_a_protocol_error(raw):
     with pytest.raises(ProtocolError):
         parse_response_head(raw)
+
+
+_RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [_RID, "1542409706888", "arn:aws:lambda:us-east-1:123456789012:function:f", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700",
+         '{"custom": {}}', '{"cognitoIdentityId": "x"}', "tenant-1", "", "application/json"],
+        [_RID, "", "", "", "", "", "", "", ""],  # no deadline
+        [_RID, " 12", "", "", "", "", "", "", ""],  # int() takes it: the general path
+        [_RID, "\u00b2", "", "", "", "", "", "", ""],  # a digit to isdigit(), not to int()
+        [_RID, "12x", "", "", "", "", "", "", ""],
+        [_RID, "7", "", "", "", "", "", "inv-1", "application/json"],  # Managed Instances
+        [_RID, "7", "", "", "", "", "", "bad\tid\x01", ""],
+        ["", "7", "", "", "", "", "", "", ""],
+        ["-leading-dash", "7", "", "", "", "", "", "", ""],
+        ["a/b", "7", "", "", "", "", "", "", ""],
+        ["x" * 257, "7", "", "", "", "", "", "", ""],
+    ],
+)
+def test_invocation_from_values_is_invocation_from_headers(values):
+    """The native transport's lean constructor gives what the general one gives, errors included."""
+    def build(fn, arg):
+        try:
+            inv = fn(arg, b"{}")
+        except ProtocolError as exc:
+            return "error", str(exc)
+        return {name: getattr(inv, name) for name in protocol.Invocation.__slots__}
+
+    expected = build(invocation_from_headers, dict(zip(protocol.NEXT_VALUES, values)))
+    assert build(protocol.invocation_from_values, values) == expected

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
-from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_headers
+from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_values
 from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
                    TransportError, connect, no_stream_open, peer_closed, split_address, stream_open)
 
@@ -44,20 +44,13 @@ _POLL_MS = 250
 _MAX_ANSWER = 1024 * 1024
 #: Above the largest payload (6 MiB) and the strings made from it.
 _MMAP_THRESHOLD = 32 * 1024 * 1024
-#: The order of the NUL-joined values C hands back (lr_http.h, LR_H_REQUEST_ID..CONTENT_TYPE).
-_VALUE_NAMES = (
-    protocol.H_REQUEST_ID,
-    protocol.H_DEADLINE,
-    protocol.H_FUNCTION_ARN,
-    protocol.H_TRACE_ID,
-    protocol.H_CLIENT_CONTEXT,
-    protocol.H_COGNITO_IDENTITY,
-    protocol.H_TENANT_ID,
-    protocol.H_INVOCATION_ID,
-    protocol.H_CONTENT_TYPE,
-)
+# The NUL-joined values C hands back come in protocol.NEXT_VALUES' order (lr_http.h,
+# LR_H_REQUEST_ID..CONTENT_TYPE).
 #: A kept-alive connection the server had closed: reconnect once and send again.
 _RETRYABLE = (errno.ECONNRESET, errno.EPIPE)
+# (looked up once: the per-invoke calls go straight to them)
+lr_next, lr_post = lib.lr_next, lib.lr_post
+LR_DONE, LR_WAIT, LR_POST_RESPONSE = lib.LR_DONE, lib.LR_WAIT, lib.LR_POST_RESPONSE
 
 
 _malloc_tuned = False
@@ -98,22 +91,37 @@ class NativeTransport:
     # ------------------------------------------------------------------ calls
 
     def next(self) -> Invocation:
-        call = "GET /next"
-        if not _malloc_tuned:
-            tune_malloc()
-        rc = self._exchange(call, lib.lr_next, self._next_request, len(self._next_request), MAX_PAYLOAD)
-        body = self._body(call, rc, MAX_PAYLOAD)
         conn = self._conn
+        request = self._next_request
+        if self._sock is not None and self._stream is None:
+            # The common case, kept lean (it runs once per invoke): a kept-alive connection
+            # and a whole 200 answer in one call; anything else continues on the general path.
+            try:
+                rc = lr_next(conn, request, len(request), MAX_PAYLOAD)
+            except BaseException:  # (a signal handler's exception: as _run does)
+                self.close()
+                raise
+            if rc == LR_DONE and conn.status == 200 and conn.keep_alive:
+                start = conn.body_off
+                values = ffi.buffer(conn.values, conn.values_len)[:].decode("latin-1").split("\0")
+                return invocation_from_values(values, self._view[start : start + conn.body_len])
+        else:
+            rc = None
+            if not _malloc_tuned:
+                tune_malloc()
+        call = "GET /next"
+        rc = self._exchange(call, lr_next, request, len(request), MAX_PAYLOAD, first=rc)
+        body = self._body(call, rc, MAX_PAYLOAD)
         if conn.status != 200:
             raise ProtocolError(
                 "GET /next answered %d: %s" % (conn.status, protocol.error_message_from_body(bytes(body)))
             )
         values = ffi.buffer(conn.values, conn.values_len)[:].decode("latin-1").split("\0")
-        return invocation_from_headers(dict(zip(_VALUE_NAMES, values)), body)
+        return invocation_from_values(values, body)
 
     def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
         extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1") if invocation_id else b""
-        return self._post("POST /response", lib.LR_POST_RESPONSE, request_id, content_type, extra, body)
+        return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, extra, body)
 
     def fail(
         self,
@@ -207,18 +215,28 @@ class NativeTransport:
         rid = request_id.encode("latin-1")
         ctype = content_type.encode("latin-1")
         data: Any = body if type(body) is bytes else ffi.from_buffer(body)
+        conn = self._conn
+        args = (kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER)
+        rc = None
+        if self._sock is not None and self._stream is None:  # (as in next: the common case first)
+            try:
+                rc = lr_post(conn, *args)
+            except BaseException:
+                self.close()
+                raise
+            if rc == LR_DONE and conn.keep_alive:
+                start = conn.body_off
+                return conn.status, self._view[start : start + conn.body_len]
         try:
-            rc = self._exchange(
-                call, lib.lr_post, kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER
-            )
+            rc = self._exchange(call, lr_post, *args, first=rc)
         except ProtocolError:
-            if self._conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
+            if conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
                 if kind != lib.LR_POST_INIT_ERROR and kind != lib.LR_POST_RESTORE_ERROR:
                     protocol.check_request_id(request_id)
                 protocol.check_content_type(content_type)
             raise
         answer = self._body(call, rc, _MAX_ANSWER)
-        return self._conn.status, bytes(answer)
+        return conn.status, bytes(answer)
 
     def _stream_error(self, call: str, rc: int) -> BaseException:
         """The error for a failed step of a stream (the connection is closed: the stream is over).
@@ -260,15 +278,21 @@ class NativeTransport:
             raise
         return rc
 
-    def _exchange(self, call: str, fn: Callable[..., int], *args: Any) -> int:
+    def _exchange(self, call: str, fn: Callable[..., int], *args: Any, first: Optional[int] = None) -> int:
         """Send one request and read (at least) the head of its answer, reconnecting once
-        if a kept-alive connection turns out to have been closed before answering."""
-        if self._stream is not None:
-            raise stream_open(call)
-        reused = self._sock is not None
-        if not reused:
-            self._connect(call)
-        rc = self._run(fn, args)
+        if a kept-alive connection turns out to have been closed before answering. ``first``:
+        what a first call already made on a kept-alive connection returned (next and _post
+        make it themselves, for speed); the exchange goes on from there."""
+        if first is None:
+            if self._stream is not None:
+                raise stream_open(call)
+            reused = self._sock is not None
+            if not reused:
+                self._connect(call)
+            rc = self._run(fn, args)
+        else:
+            reused = True
+            rc = first if first != LR_WAIT else self._run(fn, args)
         if reused and self._closed_early(rc):
             self.close()
             self._connect(call)
