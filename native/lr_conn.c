@@ -83,7 +83,11 @@
 #endif
 #include "lr_http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -573,3 +577,75 @@ int lr_tune_malloc(int mmap_threshold, int trim_threshold) {
 int lr_putenv(char *name_eq_value) {
     return putenv(name_eq_value);
 }
+
+/*
+ * Connecting (native.py's _connect), so that the native transport needs no socket module: a
+ * numeric IPv4 or IPv6 address (what AWS_LAMBDA_RUNTIME_API holds) is connected here; any other
+ * host gives LR_NOT_NUMERIC and Python resolves it. The connect is started non-blocking and
+ * finished by lr_connect_wait, which waits at most poll_ms at a time and returns LR_WAIT
+ * (interrupted or not yet): Python calls it again after running its signal handlers, as for
+ * every other call here. The fd is made blocking again once connected (lr_init's timeouts
+ * bound each call from then on). No lookup, no allocation; every fd made here is close-on-exec.
+ */
+int lr_connect(const char *host, int port) {
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *addr;
+    socklen_t len;
+    int fd, family, flags;
+    if (port < 0 || port > 65535) return -EINVAL;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((unsigned short)port);
+        addr = (struct sockaddr *)&a4;
+        len = sizeof a4;
+        family = AF_INET;
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((unsigned short)port);
+        addr = (struct sockaddr *)&a6;
+        len = sizeof a6;
+        family = AF_INET6;
+    } else {
+        return LR_NOT_NUMERIC;
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        (connect(fd, addr, len) != 0 && errno != EINPROGRESS && errno != EINTR)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int lr_connect_wait(int fd, int poll_ms) {
+    struct pollfd p;
+    int r, err = 0, flags;
+    socklen_t n = sizeof err;
+    p.fd = fd;
+    p.events = POLLOUT;
+    p.revents = 0;
+    r = poll(&p, 1, poll_ms);
+    if (r < 0) return errno == EINTR ? LR_WAIT : -errno;
+    if (r == 0) return LR_WAIT;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0) return -errno;
+    if (err) return -err;
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return -errno;
+    return 0;
+}
+
+int lr_peer_closed(int fd) {
+    char ch;
+    ssize_t r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0) return 0;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    return 1;
+}
+
+int lr_close(int fd) { return close(fd) == 0 ? 0 : -errno; }

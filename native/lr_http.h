@@ -112,4 +112,11 @@ int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len);
 int lr_tune_malloc(int mmap_threshold, int trim_threshold);
 int lr_putenv(char *name_eq_value); /* putenv(3): the caller owns the string (lambdaric.traceenv) */
 
+/* Connecting without Python's socket module (lr_conn.c): a numeric IPv4 / IPv6 address only. */
+enum { LR_NOT_NUMERIC = -100000 }; /* lr_connect: not a numeric address (the caller resolves it) */
+int lr_connect(const char *host, int port);  /* a connecting fd (then lr_connect_wait), or -errno */
+int lr_connect_wait(int fd, int poll_ms);    /* 0 connected, LR_WAIT (call again), or -errno */
+int lr_peer_closed(int fd);                  /* 1: the peer closed or reset (or fd is bad); 0: not */
+int lr_close(int fd);                        /* close(2): 0, or -errno */
+
 #endif

@@ -421,6 +421,76 @@ def test_runtime_api_down_at_start(run_runtime):
     assert time.monotonic() - start < 15
 
 
+def test_runtime_api_by_host_name(run_runtime):
+    """A host name (not what Lambda gives) is resolved by Python; the native transport
+    connects numeric addresses itself."""
+    with RuntimeAPI(events=[Event(request_id="r1", body=b"[1]")]) as api:
+        env = {"AWS_LAMBDA_RUNTIME_API": "localhost:%d" % api.port}
+        result = run_runtime({"app.py": "def handler(e, c):\n    return e\n"}, "app.handler", api=api, env=env)
+    assert one(result, "/invocation/r1/response").body == b"[1]", result.stderr
+
+
+def test_runtime_api_on_ipv6(tmp_path, lambdaric_env):
+    """``[::1]:port``: the one-event exchange over IPv6, answered 202; the runtime comes back to /next."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.bind(("::1", 0))
+    listener.listen(4)
+    listener.settimeout(20)
+    seen = []
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.settimeout(20)
+        data = b""
+        with conn:
+            event = b"[6]"
+            for answer in (b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r6\r\nLambda-Runtime-Deadline-Ms: "
+                           b"99999999999999\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n" + event,
+                           b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"):
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(([l.split(b":")[1] for l in head.lower().split(b"\r\n") if l.startswith(b"content-length:")]
+                               or [b"0"])[0])
+                while len(data) < length:
+                    data += conn.recv(65536)
+                seen.append((head.split(b"\r\n")[0], data[:length]))
+                data = data[length:]
+                conn.sendall(answer)
+            while b"\r\n\r\n" not in data:  # the next /next: held until the test ends
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            seen.append((data.split(b"\r\n")[0], b""))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    app = tmp_path / "app.py"
+    app.write_text("def handler(e, c):\n    return e\n")
+    env = runtime_env("[::1]:%d" % listener.getsockname()[1], str(tmp_path), lambdaric_env)
+    proc = subprocess.Popen([sys.executable, "-m", "lambdaric", "app.handler"], cwd=str(tmp_path), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+        listener.close()
+    assert seen == [
+        (b"GET /2018-06-01/runtime/invocation/next HTTP/1.1", b""),
+        (b"POST /2018-06-01/runtime/invocation/r6/response HTTP/1.1", b"[6]"),
+        (b"GET /2018-06-01/runtime/invocation/next HTTP/1.1", b""),
+    ], stderr
+
+
 def test_the_default_retry_schedule_and_a_bad_one():
     """7 tries over ~3 s by default (0.05 s doubling); LAMBDARIC_RETRY_DELAYS replaces the delays
     in every mode, and a value that is no list of seconds stops the runtime before it starts."""

@@ -19,7 +19,6 @@ parsed again by :func:`~lambdaric.protocol.parse_response_head` for the exact me
 """
 from __future__ import annotations
 
-import _socket
 import errno
 import os
 
@@ -34,7 +33,7 @@ from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
 from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_values
 from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
-                   TransportError, connect, no_stream_open, peer_closed, split_address, stream_open)
+                   TransportError, connect, no_stream_open, split_address, stream_open)
 
 #: Receive buffer: a whole head plus bodies up to ~190 KiB are read into it; larger
 #: bodies go straight from the socket into their own bytearray.
@@ -84,7 +83,8 @@ class NativeTransport:
         self._buf = ffi.new("char[]", _BUF)
         self._view = ffi.buffer(self._buf)
         self._pull = ffi.new("char[]", _PULL)
-        self._sock: Optional[_socket.socket] = None
+        #: the connection's file descriptor (connected by C; see _connect), None when closed
+        self._sock: Optional[int] = None
         #: the open streamed response, if any (see stream_begin)
         self._stream: Optional[protocol.ResponseStream] = None
 
@@ -163,7 +163,7 @@ class NativeTransport:
         ctype = content_type.encode("ascii")
         extra = protocol.header_lines(protocol.stream_headers(invocation_id))
         conn = self._conn
-        if self._sock is not None and conn.end == conn.start and peer_closed(self._sock):
+        if self._sock is not None and conn.end == conn.start and lib.lr_peer_closed(self._sock):
             self.close()  # closed while kept alive: replace it now, before anything is sent
         if self._sock is None:
             self._connect(STREAM_HEAD)
@@ -204,7 +204,7 @@ class NativeTransport:
         self._stream = None
         if self._sock is not None:
             try:
-                self._sock.close()
+                lib.lr_close(self._sock)
             finally:
                 self._sock = None
                 lib.lr_reset(self._conn)
@@ -256,16 +256,34 @@ class NativeTransport:
         return self._transport_error(call, rc, "before an answer")
 
     def _connect(self, call: str) -> None:
-        try:
-            sock = connect(self._hostport)
-        except OSError as exc:
-            raise TransportError(self.address, call, exc) from None
-        rc = lib.lr_init(self._conn, sock.fileno(), self._buf, _BUF, self._common, len(self._common), _POLL_MS)
+        """Connect in C (a numeric address, as Lambda gives: no socket module imported), or
+        through :func:`.base.connect` for a host name, keeping only the descriptor."""
+        host, port = self._hostport
+        fd = lib.lr_connect(host.encode("ascii") if host.isascii() else b"", port)
+        if fd == lib.LR_NOT_NUMERIC:
+            try:
+                fd = connect(self._hostport).detach()
+            except OSError as exc:
+                raise TransportError(self.address, call, exc) from None
+        elif fd >= 0:
+            try:
+                rc = lib.lr_connect_wait(fd, _POLL_MS)
+                while rc == LR_WAIT:  # signal handlers run here, between attempts
+                    rc = lib.lr_connect_wait(fd, _POLL_MS)
+            except BaseException:
+                lib.lr_close(fd)
+                raise
+            if rc < 0:
+                lib.lr_close(fd)
+                fd = rc
+        if fd < 0:
+            raise TransportError(self.address, call, OSError(-fd, os.strerror(-fd)))
+        rc = lib.lr_init(self._conn, fd, self._buf, _BUF, self._common, len(self._common), _POLL_MS)
         if rc != 0:
-            sock.close()
+            lib.lr_close(fd)
             raise TransportError(self.address, call, OSError(-rc, os.strerror(-rc)))
         self._conn.answer_ms = max(1, int(self.answer_timeout * 1000)) if self.answer_timeout else 0
-        self._sock = sock
+        self._sock = fd
 
     def _run(self, fn: Callable[..., int], args: tuple) -> int:
         conn = self._conn
