@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from . import logsink, marshal, protocol
 from .console import RuntimeExit, exit_code, say
 from .context import LambdaContext, StaticContext
+# (imported now, not on the failure paths: a MemoryError must not need an import to be reported)
 from .errors import exit_error, report_exception
 from .handler import load_handler
 from .logsink import flush_std_streams
@@ -31,6 +32,9 @@ from .traceenv import TraceEnv
 #: Handler results sent as a response stream (lambdaric.streaming), checked with one ``in``;
 #: a @streaming_handler's result (streaming.StreamingCall) says so itself (``lambdaric_streamed``).
 STREAMED_RESULTS = (GeneratorType, AsyncGeneratorType)
+#: Result types that are neither awaited nor streamed, known without a lookup on the type (a
+#: missing attribute of a type costs a formatted AttributeError: ~0.15 us each).
+PLAIN_RESULTS = frozenset((dict, list, str, int, float, bool, type(None), bytes, tuple))
 
 
 class Runtime:
@@ -104,7 +108,8 @@ class Runtime:
         try:
             try:
                 result = self.invoke(inv)
-                if type(result) in STREAMED_RESULTS or getattr(type(result), "lambdaric_streamed", False):
+                kind = type(result)
+                if kind not in PLAIN_RESULTS and (kind in STREAMED_RESULTS or getattr(kind, "lambdaric_streamed", False)):
                     from .streaming import respond
 
                     respond(self, inv, result)  # raises only what came before anything was sent
@@ -131,7 +136,7 @@ class Runtime:
         if type(event) is bytearray:
             event = bytes(event)
         result = self.handler(event, context)  # type: ignore[misc]
-        if getattr(type(result), "__await__", None) is not None:  # a coroutine or future
+        if type(result) not in PLAIN_RESULTS and getattr(type(result), "__await__", None) is not None:  # a coroutine
             result = self.run_async(result)
         return result
 

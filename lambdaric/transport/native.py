@@ -120,8 +120,23 @@ class NativeTransport:
         return invocation_from_values(values, body)
 
     def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
-        extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1") if invocation_id else b""
-        return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, extra, body)
+        if invocation_id:
+            extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1")
+            return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, extra, body)
+        conn = self._conn
+        rc = None
+        if self._sock is not None and self._stream is None and type(body) is bytes:  # (as in next)
+            rid = request_id.encode("latin-1")
+            ctype = content_type.encode("latin-1")
+            try:
+                rc = lr_post(conn, LR_POST_RESPONSE, rid, len(rid), ctype, len(ctype), b"", 0, body, len(body), _MAX_ANSWER)
+            except BaseException:
+                self.close()
+                raise
+            if rc == LR_DONE and conn.keep_alive:
+                start = conn.body_off
+                return conn.status, self._view[start : start + conn.body_len]
+        return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, b"", body, rc)
 
     def fail(
         self,
@@ -211,24 +226,16 @@ class NativeTransport:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _post(self, call: str, kind: int, request_id: str, content_type: str, extra: bytes, body: bytes) -> Answer:
+    def _post(self, call: str, kind: int, request_id: str, content_type: str, extra: bytes, body: bytes,
+              first: Optional[int] = None) -> Answer:
+        """One POST; ``first``: what respond's own first call returned (the exchange goes on)."""
         rid = request_id.encode("latin-1")
         ctype = content_type.encode("latin-1")
         data: Any = body if type(body) is bytes else ffi.from_buffer(body)
         conn = self._conn
         args = (kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER)
-        rc = None
-        if self._sock is not None and self._stream is None:  # (as in next: the common case first)
-            try:
-                rc = lr_post(conn, *args)
-            except BaseException:
-                self.close()
-                raise
-            if rc == LR_DONE and conn.keep_alive:
-                start = conn.body_off
-                return conn.status, self._view[start : start + conn.body_len]
         try:
-            rc = self._exchange(call, lr_post, *args, first=rc)
+            rc = self._exchange(call, lr_post, *args, first=first)
         except ProtocolError:
             if conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
                 if kind != lib.LR_POST_INIT_ERROR and kind != lib.LR_POST_RESTORE_ERROR:
