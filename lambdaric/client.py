@@ -7,8 +7,7 @@ an invalid answer ends the runtime (or, where the retry says so, is retried); a 
 posted after the invoke's output reached the log; a 4xx answer is logged, a 5xx one ends the
 runtime where answers are fatal (the classic loop) and is logged where they are not (Managed
 Instances, where the other invokes go on). The error reports it posts come from
-:mod:`lambdaric.errors` (imported by the methods that make one: only failures need it), their
-log records go to the sink first.
+:mod:`lambdaric.errors`, their log records go to the sink first.
 """
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from . import logsink, marshal, protocol
 from .console import RuntimeExit, exit_code, os_error_text, say
+from .errors import INIT_WARNING, exit_error, report_fault
 from .faults import RESPONSE_TOO_LARGE
 from .logsink import flush_std_streams
 from .transport import TransportError
@@ -173,8 +173,6 @@ class RuntimeClient:
             self.check_answer("POST /error", inv.request_id, status, answer)
 
     def too_large(self, inv: protocol.Invocation, size: int) -> None:
-        from .errors import report_fault
-
         message = "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (
             size,
             protocol.MAX_PAYLOAD,
@@ -183,16 +181,12 @@ class RuntimeClient:
 
     def exited(self, inv: protocol.Invocation, exc: SystemExit) -> None:
         """The function called ``sys.exit()``: ``Runtime.ExitError`` for its invoke."""
-        from .errors import exit_error
-
         self.fail(inv, exit_error("exit status %d" % exit_code(exc), inv.request_id))
 
     # ------------------------------------------------------------------ init and ends
 
     def init_failed(self, report: ErrorReport) -> "NoReturn":
         """The init error: logged with Lambda's warning, posted once (``init_token``), exit 1."""
-        from .errors import INIT_WARNING
-
         logsink.log_init_warning(self.sink, INIT_WARNING)
         if self.init_token is None or self.init_token():
             self.init_reported = True

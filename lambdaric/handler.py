@@ -15,6 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable
 
+from .errors import format_frames, safe_str, user_frames
 from .faults import (BUILT_IN_MODULE_CONFLICT, HANDLER_NOT_FOUND, IMPORT_MODULE_ERROR, MALFORMED_HANDLER_NAME,
                      USER_CODE_SYNTAX_ERROR, FaultException)
 
@@ -26,8 +27,6 @@ _IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
 def _import_trace(exc: BaseException) -> list:
     """Stack lines of an ImportError raised inside user code; empty when the import
     system itself raised it (module not found), as in the official client."""
-    from .errors import format_frames, user_frames  # (failures only, as safe_str below)
-
     frames = [
         f
         for f in user_frames(exc.__traceback__)
@@ -50,14 +49,10 @@ def load_handler(handler: str) -> Callable[..., Any]:
         # importlib's frame in the official client's reports, and lambdaric's match them
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as exc:
-        from .errors import safe_str
-
         raise FaultException(
             IMPORT_MODULE_ERROR, "Unable to import module '%s': %s" % (modname, safe_str(exc)), _import_trace(exc)
         )
     except SyntaxError as exc:
-        from .errors import safe_str
-
         trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
         raise FaultException(USER_CODE_SYNTAX_ERROR, "Syntax error in module '%s': %s" % (modname, safe_str(exc)), trace)
     try:
