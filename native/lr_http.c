@@ -29,12 +29,26 @@ static int name_is(const char *name, size_t n, const char *want) {
     return want[n] == '\0';
 }
 
-static const char *const KNOWN[LR_H_COUNT] = {
-    "lambda-runtime-aws-request-id",  "lambda-runtime-deadline-ms",      "lambda-runtime-invoked-function-arn",
-    "lambda-runtime-trace-id",        "lambda-runtime-client-context",   "lambda-runtime-cognito-identity",
-    "lambda-runtime-aws-tenant-id",   "lambda-runtime-invocation-id",    "content-type",
-    "content-length",                 "transfer-encoding",               "connection",
-};
+/* The known headers, in LR_H_* order (lower case). */
+#define K0 "lambda-runtime-aws-request-id"
+#define K1 "lambda-runtime-deadline-ms"
+#define K2 "lambda-runtime-invoked-function-arn"
+#define K3 "lambda-runtime-trace-id"
+#define K4 "lambda-runtime-client-context"
+#define K5 "lambda-runtime-cognito-identity"
+#define K6 "lambda-runtime-aws-tenant-id"
+#define K7 "lambda-runtime-invocation-id"
+#define K8 "content-type"
+#define K9 "content-length"
+#define K10 "transfer-encoding"
+#define K11 "connection"
+static const char *const KNOWN[LR_H_COUNT] = {K0, K1, K2, K3, K4, K5, K6, K7, K8, K9, K10, K11};
+/* Their lengths: a line's name is compared only with the names of its length (the eight
+ * Lambda-Runtime-* names share 15 leading bytes: comparing with each of them cost more than the
+ * rest of the parse). */
+#define L(k) (sizeof(k) - 1)
+static const size_t KNOWN_LEN[LR_H_COUNT] = {L(K0), L(K1), L(K2), L(K3), L(K4), L(K5),
+                                             L(K6), L(K7), L(K8), L(K9), L(K10), L(K11)};
 
 /* The end of the line that begins at `line`: the index of its '\n', or -1 when it is not in
  * buf[:len]. *scanned: buf[line:*scanned] is known to hold none (the search starts there, and
@@ -100,7 +114,7 @@ static int parse(const char *buf, size_t len, lr_head *out, size_t *line, size_t
             if (buf[i] == '\r') return -LR_E_HEADER; /* a bare CR is no part of a field value */
         }
         for (h = 0; h < LR_H_COUNT; h++) {
-            if (name_is(buf + start, colon - start, KNOWN[h])) {
+            if (colon - start == KNOWN_LEN[h] && name_is(buf + start, colon - start, KNOWN[h])) {
                 if (out->headers[h].len != 0 || out->headers[h].present) return -LR_E_REPEATED;
                 out->headers[h].present = 1;
                 out->headers[h].off = (long)vstart;
