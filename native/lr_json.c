@@ -670,6 +670,29 @@ static PyObject *parse_value(dec_t *d) {
     }
 }
 
+/* gc.isenabled, gc.disable and gc.enable, looked up on the first big document (importing gc when
+ * the module loads cost ~35 us of every cold start); 0 when they cannot be had (the document is
+ * then parsed with the collector as it is), with no exception left set. */
+static int gc_functions(void) {
+    PyObject *gc;
+    if (gc_enable) return 1;
+    gc = PyImport_ImportModule("gc");
+    if (gc) {
+        gc_isenabled = PyObject_GetAttrString(gc, "isenabled");
+        gc_disable = PyObject_GetAttrString(gc, "disable");
+        gc_enable = PyObject_GetAttrString(gc, "enable");
+        Py_DECREF(gc);
+    }
+    if (!gc_isenabled || !gc_disable || !gc_enable) {
+        Py_CLEAR(gc_isenabled);
+        Py_CLEAR(gc_disable);
+        Py_CLEAR(gc_enable);
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *py_decode(PyObject *self, PyObject *data) {
     const char *s;
     Py_ssize_t n;
@@ -697,7 +720,7 @@ static PyObject *py_decode(PyObject *self, PyObject *data) {
      * it is paused for the call (gc.disable, then gc.enable, only when it was enabled; the GIL is
      * held from one to the other). Also for a bytearray (the transport's big bodies): with the
      * collector paused no finalizer can run, so no Python code at all runs until the call returns. */
-    if (n > 16384 || PyByteArray_CheckExact(data)) {
+    if ((n > 16384 || PyByteArray_CheckExact(data)) && gc_functions()) {
         r = PyObject_CallObject(gc_isenabled, NULL);
         if (r == Py_True) {
             PyObject *off = PyObject_CallObject(gc_disable, NULL);
@@ -768,24 +791,6 @@ PyMODINIT_FUNC PyInit__codec(void) {
     if (!not_mine) {
         not_mine = PyObject_CallObject((PyObject *)&PyBaseObject_Type, NULL);
         if (!not_mine) {
-            Py_DECREF(m);
-            return NULL;
-        }
-    }
-    if (!gc_enable) {
-        PyObject *gc = PyImport_ImportModule("gc");
-        if (!gc) {
-            Py_DECREF(m);
-            return NULL;
-        }
-        gc_isenabled = PyObject_GetAttrString(gc, "isenabled");
-        gc_disable = PyObject_GetAttrString(gc, "disable");
-        gc_enable = PyObject_GetAttrString(gc, "enable");
-        Py_DECREF(gc);
-        if (!gc_isenabled || !gc_disable || !gc_enable) {
-            Py_CLEAR(gc_isenabled);
-            Py_CLEAR(gc_disable);
-            Py_CLEAR(gc_enable);
             Py_DECREF(m);
             return NULL;
         }

@@ -430,6 +430,18 @@ def test_runtime_api_by_host_name(run_runtime):
     assert one(result, "/invocation/r1/response").body == b"[1]", result.stderr
 
 
+def test_native_transport_runs_without_the_socket_module():
+    """The native transport connects in C: an invoke served by it has loaded neither the socket
+    module nor the pure-Python transport (each costs cold-start time)."""
+    import runtime_api
+    files = {"app.py": "import sys\n"
+                       "def handler(e, c):\n"
+                       "    return sorted(m for m in ('_socket', 'socket', 'lambdaric.transport.python') if m in sys.modules)\n"}
+    result = runtime_api.run_runtime(files, "app.handler", [Event(request_id="r1", body=b"{}")],
+                                     env={"LAMBDARIC_TRANSPORT": "native"})
+    assert one(result, "/invocation/r1/response").body == b"[]", result.stderr
+
+
 def test_runtime_api_on_ipv6(tmp_path, lambdaric_env):
     """``[::1]:port``: the one-event exchange over IPv6, answered 202; the runtime comes back to /next."""
     import socket

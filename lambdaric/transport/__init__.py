@@ -34,17 +34,21 @@ def create(address: str, user_agent: str, choice: Optional[str] = None) -> "Tran
     built); unset or ``auto`` takes the native one when it imports, else the pure-Python
     one, whose ``fallback_reason`` then says why (the bootstrap logs it at DEBUG level).
     """
-    from .python import PythonTransport
-
     if choice not in (None, "", "python", "auto", "native"):
         raise ValueError("LAMBDARIC_TRANSPORT must be 'python', 'native' or 'auto', not %r" % choice)
     bound = answer_timeout()
+    # (the pure-Python transport is imported only when it is the one made: it costs the
+    # socket module, which the native transport does without)
     if choice == "python":
+        from .python import PythonTransport
+
         return PythonTransport(address, user_agent, bound)
     exc = _native_import_error()
     if exc is not None:
         if choice == "native":
             raise RuntimeError("LAMBDARIC_TRANSPORT=native, but the native module cannot be loaded: %s" % exc)
+        from .python import PythonTransport
+
         transport = PythonTransport(address, user_agent, bound)
         transport.fallback_reason = _reason(exc)
         return transport

@@ -19,7 +19,6 @@ parsed again by :func:`~lambdaric.protocol.parse_response_head` for the exact me
 """
 from __future__ import annotations
 
-import errno
 import os
 
 # typing is imported only by type checkers: it costs ~3 ms of every cold start.
@@ -45,8 +44,9 @@ _MAX_ANSWER = 1024 * 1024
 _MMAP_THRESHOLD = 32 * 1024 * 1024
 # The NUL-joined values C hands back come in protocol.NEXT_VALUES' order (lr_http.h,
 # LR_H_REQUEST_ID..CONTENT_TYPE).
-#: A kept-alive connection the server had closed: reconnect once and send again.
-_RETRYABLE = (errno.ECONNRESET, errno.EPIPE)
+#: A kept-alive connection the server had closed: reconnect once and send again (the errno
+#: module is not imported for ECONNRESET and EPIPE: OSError maps them to these classes).
+_RETRYABLE = (ConnectionResetError, BrokenPipeError)
 # (looked up once: the per-invoke calls go straight to them)
 lr_next, lr_post = lib.lr_next, lib.lr_post
 LR_DONE, LR_WAIT, LR_POST_RESPONSE = lib.LR_DONE, lib.LR_WAIT, lib.LR_POST_RESPONSE
@@ -332,7 +332,7 @@ class NativeTransport:
 
     def _closed_early(self, rc: int) -> bool:
         conn = self._conn
-        if rc == lib.LR_CLOSED or (rc == lib.LR_OS and conn.err in _RETRYABLE):
+        if rc == lib.LR_CLOSED or (rc == lib.LR_OS and isinstance(OSError(conn.err, ""), _RETRYABLE)):
             return not conn.partial
         return False
 
