@@ -93,26 +93,34 @@ class RuntimeClient:
 
     def call(self, what: str, fn: "Callable[..., Any]", *args: "Any", retry: "Optional[Retry]" = None) -> "Any":
         """``fn(*args)``, retried as ``retry`` (the POST policy by default) says."""
+        try:
+            return fn(*args)  # (the common case: no retry bookkeeping)
+        except (TransportError, protocol.ProtocolError) as exc:
+            failed: "Optional[Exception]" = exc
         retry = retry or self.post_retry
         tries = len(retry.delays) + 1
         for delay in retry.delays + (None,):
-            try:
-                return fn(*args)
-            except TransportError as exc:
+            if failed is None:  # (a retry)
+                try:
+                    return fn(*args)
+                except (TransportError, protocol.ProtocolError) as exc:
+                    failed = exc
+            if isinstance(failed, TransportError):
                 if delay is None:
                     say("cannot reach the Runtime API at %s (%s): %s; giving up after %d attempts"
-                        % (exc.endpoint, exc.call, os_error_text(exc.cause), tries))
+                        % (failed.endpoint, failed.call, os_error_text(failed.cause), tries))
                     return self._give_up(retry)
-                if not isinstance(exc.cause, ConnectionRefusedError):  # a broken exchange, not "not up (yet)"
-                    say("%s to %s failed: %s; retrying" % (exc.call, exc.endpoint, os_error_text(exc.cause)))
-            except protocol.ProtocolError as exc:
+                if not isinstance(failed.cause, ConnectionRefusedError):  # a broken exchange, not "not up (yet)"
+                    say("%s to %s failed: %s; retrying" % (failed.call, failed.endpoint, os_error_text(failed.cause)))
+            else:  # a ProtocolError
                 if not retry.invalid:
-                    say("invalid answer from the Runtime API at %s (%s): %s" % (self.address, what, exc))
+                    say("invalid answer from the Runtime API at %s (%s): %s" % (self.address, what, failed))
                     return self._give_up(retry)
                 if delay is None:
                     say("invalid answer from the Runtime API at %s (%s): %s; giving up after %d attempts"
-                        % (self.address, what, exc, tries))
+                        % (self.address, what, failed, tries))
                     return self._give_up(retry)
+            failed = None
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -84,6 +84,10 @@ def _parse_json_header(value: Optional[str], what: str) -> Any:
         raise FaultException(CONTEXT_ERROR, "Unable to parse %s JSON: %s" % (what, exc), None)
 
 
+#: The W3C context of an invoke without a client context (never handed out: w3c() copies it).
+_NO_W3C: Dict[str, str] = {}
+
+
 def _pop_w3c(data: Any) -> Dict[str, str]:
     """Take the ``w3c`` entry out of a client-context dict (top level or ``custom``)."""
     found: Dict[str, str] = {}
@@ -135,14 +139,21 @@ class LambdaContext:
         self.log_group_name = static.log_group_name
         self.log_stream_name = static.log_stream_name
 
-        identity = _parse_json_header(invocation.cognito_identity, "Cognito Identity")
-        if isinstance(identity, dict):
-            self.identity = CognitoIdentity(identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId"))
-        else:
+        if invocation.cognito_identity is None:  # (the common case, without the calls)
             self.identity = CognitoIdentity()
-        client_context = _parse_json_header(invocation.client_context, "Client Context")
-        self._w3c = _pop_w3c(client_context)
-        self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
+        else:
+            identity = _parse_json_header(invocation.cognito_identity, "Cognito Identity")
+            if isinstance(identity, dict):
+                self.identity = CognitoIdentity(identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId"))
+            else:
+                self.identity = CognitoIdentity()
+        if invocation.client_context is None:
+            self._w3c = _NO_W3C
+            self.client_context = None
+        else:
+            client_context = _parse_json_header(invocation.client_context, "Client Context")
+            self._w3c = _pop_w3c(client_context)
+            self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the deadline, never negative."""

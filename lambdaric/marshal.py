@@ -127,7 +127,7 @@ def parse_event(body: Union[bytes, bytearray], content_type: Optional[str]) -> A
     The codec parses ``bytes`` and the transport's ``bytearray`` in place; what it leaves
     (invalid or unusual JSON) goes to simplejson, which gives the value or the error message.
     """
-    if not is_json_content_type(content_type):
+    if content_type != CT_JSON and not is_json_content_type(content_type):
         return body
     if _codec is not None:
         value = _c_decode(body)

@@ -115,6 +115,7 @@ class Runtime:
         if self.trace_env is not None:
             self.trace_env.set(inv.trace_id)
         client = self.client
+        responded = False
         try:
             try:
                 result = self.invoke(inv)
@@ -134,10 +135,12 @@ class Runtime:
             except BaseException as exc:  # KeyboardInterrupt, custom BaseExceptions: an error, not an exit
                 client.fail(inv, report_exception(exc, inv.request_id))
                 return
-            client.respond(inv, body, content_type)
+            client.respond(inv, body, content_type)  # (flushes the invoke's output before posting)
+            responded = True
         finally:
             logsink.end_invoke()
-            flush_std_streams()
+            if not responded:
+                flush_std_streams()
 
     def invoke(self, inv: protocol.Invocation) -> "Any":
         """The handler's result for ``inv``: event parsed, context made, a coroutine awaited."""

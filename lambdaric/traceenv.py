@@ -23,23 +23,20 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 NAME = "_X_AMZN_TRACE_ID"
 #: Smallest buffer; a trace header is ~100 bytes (with Lineage, a few hundred).
 MIN_BUFFER = 256
 
 
-def native_putenv() -> "Tuple[Callable[[int], Any], Callable[[Any, bytes], None], Callable[[Any], int]]":
+def native_putenv() -> "Tuple[Callable[[int], Any], Callable[[Any, int, bytes, int], int]]":
     from ._native import ffi, lib  # ImportError when the module was not built
 
-    def write(buf: "Any", raw: bytes) -> None:
-        ffi.memmove(buf, raw, len(raw))
-
-    return (lambda size: ffi.new("char[]", size)), write, lib.lr_putenv
+    return (lambda size: ffi.new("char[]", size)), lib.lr_putenv_copy
 
 
-def ctypes_putenv() -> "Tuple[Callable[[int], Any], Callable[[Any, bytes], None], Callable[[Any], int]]":
+def ctypes_putenv() -> "Tuple[Callable[[int], Any], Callable[[Any, int, bytes, int], int]]":
     import ctypes
 
     libc = ctypes.CDLL(None)
@@ -47,13 +44,16 @@ def ctypes_putenv() -> "Tuple[Callable[[int], Any], Callable[[Any, bytes], None]
     putenv.argtypes = (ctypes.c_void_p,)
     putenv.restype = ctypes.c_int
 
-    def write(buf: "Any", raw: bytes) -> None:
-        ctypes.memmove(buf, raw, len(raw))
+    def copy_and_put(buf: "Any", size: int, raw: bytes, n: int) -> int:
+        ctypes.memmove(buf, raw, n)
+        return putenv(ctypes.addressof(buf))
 
-    return ctypes.create_string_buffer, write, (lambda buf: putenv(ctypes.addressof(buf)))
+    return ctypes.create_string_buffer, copy_and_put
 
 
-#: Where putenv comes from, in order of preference: (name, a function giving (alloc, write, putenv)).
+#: Where putenv comes from, in order of preference: (name, a function giving (alloc, put)):
+#: ``alloc(size)`` a buffer, ``put(buf, size, raw, len(raw))`` copies ``NAME=value\0`` into it
+#: and puts it in the environment (0 on success; lr_putenv_copy refuses what does not fit).
 BACKENDS = (("native", native_putenv), ("ctypes", ctypes_putenv))
 
 
@@ -65,8 +65,9 @@ class TraceEnv:
         self.backends = backends
         self.backend = ""  # "native", "ctypes" or "setenv", once the first value was written
         self._alloc: "Optional[Callable[[int], Any]]" = None
-        self._write: "Optional[Callable[[Any, bytes], None]]" = None
-        self._putenv: "Optional[Callable[[Any], int]]" = None
+        self._put: "Optional[Callable[[Any, int, bytes, int], int]]" = None
+        self._data: "Optional[Dict[bytes, bytes]]" = None  # os.environ's mapping, when it is a dict
+        self._key = b""  # NAME as os.environ's mapping keys it
         self._buffers: "List[Any]" = [None, None]
         self._sizes = [0, 0]
         self._turn = 0
@@ -80,38 +81,41 @@ class TraceEnv:
             return
         if not self.backend:
             self._choose()
-        data = getattr(self.environ, "_data", None)
-        if self._putenv is None or type(data) is not dict:
+        data = self._data
+        if data is None or self.environ._data is not data:
             self.environ[NAME] = value
             return
-        key, encoded = self.environ.encodekey(NAME), self.environ.encodevalue(value)
-        if self._put(key + b"=" + encoded + b"\0"):
-            data[key] = encoded
-        else:
-            self.environ[NAME] = value
-
-    def _put(self, raw: bytes) -> bool:
-        assert self._alloc is not None and self._write is not None and self._putenv is not None
+        encoded = self.environ.encodevalue(value)
+        raw = self._key + b"=" + encoded + b"\0"
         self._turn ^= 1
         turn = self._turn
         if len(raw) > self._sizes[turn]:
-            size = max(MIN_BUFFER, self._sizes[turn])
-            while size < len(raw):
-                size *= 2
-            if self._buffers[turn] is not None:
-                self._retired.append(self._buffers[turn])
-            self._buffers[turn] = self._alloc(size)
-            self._sizes[turn] = size
-        buf = self._buffers[turn]
-        self._write(buf, raw)
-        return self._putenv(buf) == 0
+            self._grow(turn, len(raw))
+        if self._put(self._buffers[turn], self._sizes[turn], raw, len(raw)) == 0:  # type: ignore[misc]
+            data[self._key] = encoded
+        else:
+            self.environ[NAME] = value
+
+    def _grow(self, turn: int, need: int) -> None:
+        assert self._alloc is not None
+        size = max(MIN_BUFFER, self._sizes[turn])
+        while size < need:
+            size *= 2
+        if self._buffers[turn] is not None:
+            self._retired.append(self._buffers[turn])
+        self._buffers[turn] = self._alloc(size)
+        self._sizes[turn] = size
 
     def _choose(self) -> None:
         for backend, make in self.backends:
             try:
-                self._alloc, self._write, self._putenv = make()
+                self._alloc, self._put = make()
             except (ImportError, OSError, AttributeError):
                 continue
             self.backend = backend
+            data = getattr(self.environ, "_data", None)
+            if type(data) is dict:  # (else: os.environ is not CPython's mapping; plain assignment)
+                self._data = data
+                self._key = self.environ.encodekey(NAME)
             return
         self.backend = "setenv"

@@ -570,12 +570,16 @@ int lr_tune_malloc(int mmap_threshold, int trim_threshold) {
 /*
  * putenv(3), for lambdaric.traceenv: the environment keeps the caller's pointer (no copy), so
  * a variable rewritten on every invoke costs no memory, where setenv(3) leaves each replaced
- * value allocated (glibc cannot know whether a getenv() pointer to it is still held). The
- * caller keeps `name_eq_value` alive and NUL-terminated for as long as it is in the
- * environment. Returns putenv's result (0 on success).
+ * value allocated (glibc cannot know whether a getenv() pointer to it is still held). The n
+ * bytes of `src` (NAME=value and its NUL) are copied into `buf` (`cap` bytes, owned by the
+ * caller, kept alive while it is in the environment), then buf is put: one call per invoke.
+ * Returns putenv's result (0 on success), or -1 with nothing written when the copy would not
+ * fit or does not end with its NUL.
  */
-int lr_putenv(char *name_eq_value) {
-    return putenv(name_eq_value);
+int lr_putenv_copy(char *buf, size_t cap, const char *src, size_t n) {
+    if (n == 0 || n > cap || src[n - 1] != '\0') return -1;
+    memcpy(buf, src, n);
+    return putenv(buf);
 }
 
 /*

@@ -110,7 +110,8 @@ int lr_unread(lr_conn *c, const char *src, size_t len);
 int lr_send_chunk(lr_conn *c, const char *data, size_t len);
 int lr_send_last_chunk(lr_conn *c, const char *trailers, size_t len);
 int lr_tune_malloc(int mmap_threshold, int trim_threshold);
-int lr_putenv(char *name_eq_value); /* putenv(3): the caller owns the string (lambdaric.traceenv) */
+/* putenv(3) of buf once src (n bytes, NUL included) is copied into it: the caller owns buf (lambdaric.traceenv) */
+int lr_putenv_copy(char *buf, size_t cap, const char *src, size_t n);
 
 /* Connecting without Python's socket module (lr_conn.c): a numeric IPv4 / IPv6 address only. */
 enum { LR_NOT_NUMERIC = -100000 }; /* lr_connect: not a numeric address (the caller resolves it) */
