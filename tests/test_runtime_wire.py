@@ -423,11 +423,25 @@ def test_runtime_api_down_at_start(run_runtime):
 
 def test_runtime_api_by_host_name(run_runtime):
     """A host name (not what Lambda gives) is resolved by Python; the native transport
-    connects numeric addresses itself."""
+    connects numeric addresses itself. Where ``localhost`` does not resolve (a bare root with no
+    /etc/hosts), the runtime says so, with the resolver's words."""
+    import socket
+
+    try:
+        socket.getaddrinfo("localhost", 1, 0, socket.SOCK_STREAM)
+        resolves = True
+    except socket.gaierror as exc:
+        resolves, why = False, str(exc)
     with RuntimeAPI(events=[Event(request_id="r1", body=b"[1]")]) as api:
-        env = {"AWS_LAMBDA_RUNTIME_API": "localhost:%d" % api.port}
-        result = run_runtime({"app.py": "def handler(e, c):\n    return e\n"}, "app.handler", api=api, env=env)
-    assert one(result, "/invocation/r1/response").body == b"[1]", result.stderr
+        env = {"AWS_LAMBDA_RUNTIME_API": "localhost:%d" % api.port, "LAMBDARIC_RETRY_DELAYS": "0.01"}
+        result = run_runtime({"app.py": "def handler(e, c):\n    return e\n"}, "app.handler", api=api, env=env,
+                             **({} if resolves else UNTIL_EXIT))
+    if resolves:
+        assert one(result, "/invocation/r1/response").body == b"[1]", result.stderr
+    else:
+        assert result.exited and result.returncode == 1, result.stderr
+        assert result.stderr.decode().endswith("cannot reach the Runtime API at localhost:%d (GET /next): %s; giving up "
+                                               "after 2 attempts\n" % (api.port, why)), result.stderr
 
 
 def test_native_transport_runs_without_the_socket_module():
