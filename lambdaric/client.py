@@ -35,10 +35,12 @@ class Retry:
     once); ``fatal``: whether giving up ends the runtime (else the call returns ``(0, b"")``,
     "not delivered, said already", and the runtime goes on)."""
 
-    __slots__ = ("delays", "invalid", "fatal")
+    __slots__ = ("delays", "invalid", "fatal", "schedule")
 
     def __init__(self, delays: "Tuple[float, ...]", invalid: bool = False, fatal: bool = True) -> None:
         self.delays = delays
+        #: the delay after each try, None after the last (made once: call() runs per invoke)
+        self.schedule: "Tuple[Optional[float], ...]" = delays + (None,)
         self.invalid = invalid
         self.fatal = fatal
 
@@ -93,34 +95,25 @@ class RuntimeClient:
 
     def call(self, what: str, fn: "Callable[..., Any]", *args: "Any", retry: "Optional[Retry]" = None) -> "Any":
         """``fn(*args)``, retried as ``retry`` (the POST policy by default) says."""
-        try:
-            return fn(*args)  # (the common case: no retry bookkeeping)
-        except (TransportError, protocol.ProtocolError) as exc:
-            failed: "Optional[Exception]" = exc
         retry = retry or self.post_retry
-        tries = len(retry.delays) + 1
-        for delay in retry.delays + (None,):
-            if failed is None:  # (a retry)
-                try:
-                    return fn(*args)
-                except (TransportError, protocol.ProtocolError) as exc:
-                    failed = exc
-            if isinstance(failed, TransportError):
+        for delay in retry.schedule:
+            try:
+                return fn(*args)
+            except TransportError as exc:
                 if delay is None:
                     say("cannot reach the Runtime API at %s (%s): %s; giving up after %d attempts"
-                        % (failed.endpoint, failed.call, os_error_text(failed.cause), tries))
+                        % (exc.endpoint, exc.call, os_error_text(exc.cause), len(retry.schedule)))
                     return self._give_up(retry)
-                if not isinstance(failed.cause, ConnectionRefusedError):  # a broken exchange, not "not up (yet)"
-                    say("%s to %s failed: %s; retrying" % (failed.call, failed.endpoint, os_error_text(failed.cause)))
-            else:  # a ProtocolError
+                if not isinstance(exc.cause, ConnectionRefusedError):  # a broken exchange, not "not up (yet)"
+                    say("%s to %s failed: %s; retrying" % (exc.call, exc.endpoint, os_error_text(exc.cause)))
+            except protocol.ProtocolError as exc:
                 if not retry.invalid:
-                    say("invalid answer from the Runtime API at %s (%s): %s" % (self.address, what, failed))
+                    say("invalid answer from the Runtime API at %s (%s): %s" % (self.address, what, exc))
                     return self._give_up(retry)
                 if delay is None:
                     say("invalid answer from the Runtime API at %s (%s): %s; giving up after %d attempts"
-                        % (self.address, what, failed, tries))
+                        % (self.address, what, exc, len(retry.schedule)))
                     return self._give_up(retry)
-            failed = None
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

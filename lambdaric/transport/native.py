@@ -93,25 +93,24 @@ class NativeTransport:
     def next(self) -> Invocation:
         conn = self._conn
         request = self._next_request
+        rc = None
         if self._sock is not None and self._stream is None:
-            # The common case, kept lean (it runs once per invoke): a kept-alive connection
-            # and a whole 200 answer in one call; anything else continues on the general path.
+            # The common case, kept lean (it runs once per invoke): one call on the kept-alive
+            # connection brings the whole answer; anything else goes on in _exchange.
             try:
                 rc = lr_next(conn, request, len(request), MAX_PAYLOAD)
             except BaseException:  # (a signal handler's exception: as _run does)
                 self.close()
                 raise
-            if rc == LR_DONE and conn.status == 200 and conn.keep_alive:
-                start = conn.body_off
-                values = ffi.buffer(conn.values, conn.values_len)[:].decode("latin-1").split("\0")
-                return invocation_from_values(values, self._view[start : start + conn.body_len])
+        elif not _malloc_tuned:
+            tune_malloc()
+        if rc == LR_DONE and conn.keep_alive:
+            start = conn.body_off
+            body: Union[bytes, bytearray] = self._view[start : start + conn.body_len]
         else:
-            rc = None
-            if not _malloc_tuned:
-                tune_malloc()
-        call = "GET /next"
-        rc = self._exchange(call, lr_next, request, len(request), MAX_PAYLOAD, first=rc)
-        body = self._body(call, rc, MAX_PAYLOAD)
+            call = "GET /next"
+            rc = self._exchange(call, lr_next, request, len(request), MAX_PAYLOAD, first=rc)
+            body = self._body(call, rc, MAX_PAYLOAD)
         if conn.status != 200:
             raise ProtocolError(
                 "GET /next answered %d: %s" % (conn.status, protocol.error_message_from_body(bytes(body)))
@@ -120,23 +119,8 @@ class NativeTransport:
         return invocation_from_values(values, body)
 
     def respond(self, request_id: str, body: bytes, content_type: str, invocation_id: Optional[str]) -> Answer:
-        if invocation_id:
-            extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1")
-            return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, extra, body)
-        conn = self._conn
-        rc = None
-        if self._sock is not None and self._stream is None and type(body) is bytes:  # (as in next)
-            rid = request_id.encode("latin-1")
-            ctype = content_type.encode("latin-1")
-            try:
-                rc = lr_post(conn, LR_POST_RESPONSE, rid, len(rid), ctype, len(ctype), b"", 0, body, len(body), _MAX_ANSWER)
-            except BaseException:
-                self.close()
-                raise
-            if rc == LR_DONE and conn.keep_alive:
-                start = conn.body_off
-                return conn.status, self._view[start : start + conn.body_len]
-        return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, b"", body, rc)
+        extra = b"Lambda-Runtime-Invocation-Id: %s\r\n" % invocation_id.encode("latin-1") if invocation_id else b""
+        return self._post("POST /response", LR_POST_RESPONSE, request_id, content_type, extra, body)
 
     def fail(
         self,
@@ -226,16 +210,24 @@ class NativeTransport:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _post(self, call: str, kind: int, request_id: str, content_type: str, extra: bytes, body: bytes,
-              first: Optional[int] = None) -> Answer:
-        """One POST; ``first``: what respond's own first call returned (the exchange goes on)."""
+    def _post(self, call: str, kind: int, request_id: str, content_type: str, extra: bytes, body: bytes) -> Answer:
         rid = request_id.encode("latin-1")
         ctype = content_type.encode("latin-1")
         data: Any = body if type(body) is bytes else ffi.from_buffer(body)
         conn = self._conn
         args = (kind, rid, len(rid), ctype, len(ctype), extra, len(extra), data, len(body), _MAX_ANSWER)
+        rc = None
+        if self._sock is not None and self._stream is None:  # (the common case first, as in next)
+            try:
+                rc = lr_post(conn, *args)
+            except BaseException:
+                self.close()
+                raise
+            if rc == LR_DONE and conn.keep_alive:
+                start = conn.body_off
+                return conn.status, self._view[start : start + conn.body_len]
         try:
-            rc = self._exchange(call, lr_post, *args, first=first)
+            rc = self._exchange(call, lr_post, *args, first=rc)
         except ProtocolError:
             if conn.perr == lib.LR_E_UNSAFE:  # C refused a value: the same ValueError as Python
                 if kind != lib.LR_POST_INIT_ERROR and kind != lib.LR_POST_RESTORE_ERROR:
