@@ -232,7 +232,8 @@ def _register(address: str, user_agent: str) -> "Tuple[Any, str]":
 def _read_answer(sock: "Any") -> "Tuple[Any, bytes]":
     """One small HTTP answer: head, and a Content-Length body (a chunked or to-close
     body is not needed and not read)."""
-    from .protocol import MAX_HEAD, ProtocolError, head_end, parse_response_head
+    from .answers import head_end, parse_response_head
+    from .protocol import MAX_HEAD, ProtocolError
 
     buf = b""
     end, start = head_end(buf)

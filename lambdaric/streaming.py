@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from types import GeneratorType
 
-from . import logsink, protocol
+from . import logsink, protocol, streamwire
 from .console import RuntimeExit, exit_code, say
 from .errors import TRUNCATED, exit_error, json_bytes, report_exception, report_fault
 from .faults import MARSHAL_ERROR, RESPONSE_TOO_LARGE, FaultException
@@ -209,7 +209,7 @@ class ResponseStream:
         except TransportError as exc:
             self._state, self._failure = _BROKEN, exc
             raise
-        except protocol.StreamTooLarge as exc:  # nothing sent; the stream stays open for the error
+        except streamwire.StreamTooLarge as exc:  # nothing sent; the stream stays open for the error
             self._failure = exc
             raise
 
@@ -288,7 +288,7 @@ async def _aclose(agen: Any) -> None:
 def _write_failure(exc: BaseException) -> BaseException:
     """What to report when the runtime's own write of a yielded item failed: a bad item
     is the function's marshal error, a stream past the limit its size error."""
-    if isinstance(exc, protocol.StreamTooLarge):
+    if isinstance(exc, streamwire.StreamTooLarge):
         return exc
     if isinstance(exc, (TypeError, ValueError)):
         return FaultException(MARSHAL_ERROR, "Unable to marshal response: %s" % exc)
@@ -425,7 +425,7 @@ def _exit_now(exc: SystemExit) -> None:
 
 
 def _report(exc: BaseException, request_id: str) -> ErrorReport:
-    if isinstance(exc, protocol.StreamTooLarge):
+    if isinstance(exc, streamwire.StreamTooLarge):
         return report_fault(
             RESPONSE_TOO_LARGE,
             "Response payload size exceeded maximum allowed payload size (%d bytes)." % protocol.MAX_STREAMED,

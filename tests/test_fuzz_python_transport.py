@@ -25,8 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faulty_api import send
+from lambdaric import answers as answer_reader
 from lambdaric import protocol
-from lambdaric.protocol import ChunkedDecoder, ProtocolError, invocation_from_headers, parse_response_head
+from lambdaric.answers import ChunkedDecoder, parse_response_head
+from lambdaric.protocol import ProtocolError, invocation_from_headers
 from lambdaric.transport import TransportError, create
 from runtime_api import Event
 
@@ -66,7 +68,7 @@ request_ids = st.builds(lambda a, b: a + b, st.sampled_from(ALNUM), st.text(ALNU
 #: header values as a server may send them: printable ASCII, no surrounding whitespace
 values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=80)
 header_names = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=20).filter(
-    lambda n: n.lower() not in protocol._SINGLE)
+    lambda n: n.lower() not in answer_reader._SINGLE)
 bodies = st.binary(max_size=3000)
 
 
@@ -207,7 +209,7 @@ def test_a_content_length_of_5000_digits_is_a_protocol_error():
     """Found by this file: ``int()`` of more than 4300 digits raises ValueError (Python 3.11+),
     which went past both transports' handlers as a traceback. Over 15 digits is refused as the
     native parser refuses it."""
-    assert protocol.head_end(b"HTTP/1.1 200 OK\r\n\r\r\n\r\nbody") == (19, 22)  # "\r\r" is no blank line
+    assert answer_reader.head_end(b"HTTP/1.1 200 OK\r\n\r\r\n\r\nbody") == (19, 22)  # "\r\r" is no blank line
     with pytest.raises(ProtocolError, match="bare CR"):  # (as lr_http.c refuses it; found by the slow run)
         parse_response_head(b"HTTP/1.1 200 OK\r\n\r\r")
     for digits in (16, 5000):

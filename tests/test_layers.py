@@ -17,7 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "lambdaric"
 LAYERS = {
     # leaves: nothing of lambdaric but other leaves
     "lambdaric._native": 0, "lambdaric._codec": 0, "lambdaric.console": 0, "lambdaric.faults": 0,
-    "lambdaric.protocol": 0, "lambdaric.traceenv": 0, "lambdaric.events": 0,
+    "lambdaric.protocol": 0, "lambdaric.answers": 0, "lambdaric.streamwire": 0, "lambdaric.traceenv": 0,
+    "lambdaric.events": 0,
     # core: values and rules, no IO of the Runtime API
     "lambdaric.marshal": 1, "lambdaric.errors": 1, "lambdaric.context": 1, "lambdaric.handler": 1,
     "lambdaric.logsink": 1, "lambdaric.logs": 1,

@@ -11,7 +11,8 @@ cffi = pytest.importorskip("cffi", reason="cffi is not installed")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from lambdaric.protocol import ProtocolError, parse_response_head  # noqa: E402
+from lambdaric.answers import parse_response_head  # noqa: E402
+from lambdaric.protocol import ProtocolError  # noqa: E402
 
 NATIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
 KNOWN = [

@@ -2,7 +2,8 @@
 import pytest
 
 from lambdaric import protocol
-from lambdaric.protocol import ChunkedDecoder, ProtocolError, invocation_from_headers, parse_response_head
+from lambdaric.answers import ChunkedDecoder, parse_response_head
+from lambdaric.protocol import ProtocolError, invocation_from_headers
 
 
 def test_parse_head_lowercases_and_joins_repeats():

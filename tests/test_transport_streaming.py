@@ -20,8 +20,8 @@ import pytest
 
 from runtime_api import Event, Reply, RuntimeAPI
 
-from lambdaric import protocol
-from lambdaric.protocol import StreamTooLarge
+from lambdaric import protocol, streamwire
+from lambdaric.streamwire import StreamTooLarge
 from lambdaric.transport import Transport, TransportError
 from lambdaric.transport.base import ConnectionClosed
 from lambdaric.transport.python import PythonTransport
@@ -290,7 +290,7 @@ def test_sizes_around_the_join_limit_and_mixed(make, api):
 
 
 def test_write_past_the_streamed_limit_is_refused_and_the_stream_stays_open(make, api, monkeypatch):
-    monkeypatch.setattr(protocol, "MAX_STREAMED", 10)
+    monkeypatch.setattr(streamwire, "MAX_STREAMED", 10)
     t = make(api.address)
     t.stream_begin("req-1", "text/plain")
     t.stream_write(b"12345678")
@@ -685,20 +685,20 @@ def test_both_transports_send_identical_bytes(api):
 
 
 def test_protocol_helpers():
-    assert protocol.chunk_size_line(0x500000) == b"500000\r\n"
-    assert protocol.chunk_size_line(255) == b"ff\r\n"
-    assert protocol.stream_trailers() == b""
-    assert protocol.stream_trailers("T", b"{}") == (
+    assert streamwire.chunk_size_line(0x500000) == b"500000\r\n"
+    assert streamwire.chunk_size_line(255) == b"ff\r\n"
+    assert streamwire.stream_trailers() == b""
+    assert streamwire.stream_trailers("T", b"{}") == (
         b"Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: e30=\r\n"
     )
-    assert protocol.TRAILER_VALUE == "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
-    head_bytes = protocol.build_stream_head("r1", "h:1", "ua", "text/plain", "i1")
+    assert streamwire.TRAILER_VALUE == "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
+    head_bytes = streamwire.build_stream_head("r1", "h:1", "ua", "text/plain", "i1")
     assert head_bytes == (
         b"POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1\r\nHost: h:1\r\nUser-Agent: ua\r\n"
         b"Content-Type: text/plain\r\nLambda-Runtime-Invocation-Id: i1\r\n"
         b"Lambda-Runtime-Function-Response-Mode: streaming\r\n" + TRAILER + b"Transfer-Encoding: chunked\r\n\r\n"
     )
     # the native transport's "extra" block is the same header lines
-    assert protocol.header_lines(protocol.stream_headers("i1")) in head_bytes
-    stream = protocol.ResponseStream("r1")
+    assert protocol.header_lines(streamwire.stream_headers("i1")) in head_bytes
+    stream = streamwire.ResponseStream("r1")
     assert stream.take(b"") == (b"", 0) and stream.take(b"abc") == (b"abc", 3) and stream.size == 3

@@ -12,7 +12,8 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..protocol import MAX_HEAD, ProtocolError, chunk_size
+from ..answers import chunk_size
+from ..protocol import MAX_HEAD, ProtocolError
 
 _REASONS = {
     200: "OK",

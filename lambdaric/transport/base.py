@@ -79,7 +79,7 @@ class Transport(Protocol):
         """``POST /restore/error`` with the error-type header and the error JSON."""
 
     # Streamed responses: ``stream_begin``, any number of ``stream_write``, ``stream_end``.
-    # The bytes are fixed by lambdaric.protocol (see "streamed responses" there) and both
+    # The bytes are fixed by lambdaric.streamwire and both
     # transports send exactly them. Every value is checked before anything is sent: a bad
     # one raises TypeError/ValueError (StreamTooLarge past MAX_STREAMED) and changes nothing,
     # so an open stream stays open. Calling them out of order raises RuntimeError, as does

@@ -15,7 +15,9 @@ runtime waits on ``/next``). An exception from such a handler closes the connect
 which is then mid-exchange, before it propagates.
 
 Error messages are those of the pure-Python transport: on a malformed head the head is
-parsed again by :func:`~lambdaric.protocol.parse_response_head` for the exact message.
+parsed again by :func:`~lambdaric.answers.parse_response_head` for the exact message. What only
+streams, chunked answers and errors need (:mod:`lambdaric.streamwire`, :mod:`lambdaric.answers`)
+is imported when first needed: a runtime that answers plainly never loads it.
 """
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, List, Optional, Union
 
+    from ..streamwire import ResponseStream
     from .base import Answer
 
 from .. import protocol
 from .._native import ffi, lib  # ImportError when the module was not built: see transport.create
-from ..protocol import MAX_HEAD, MAX_PAYLOAD, ChunkedDecoder, Invocation, ProtocolError, invocation_from_values
+from ..protocol import MAX_HEAD, MAX_PAYLOAD, Invocation, ProtocolError, invocation_from_values
 from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
                    TransportError, connect, no_stream_open, split_address, stream_open)
 
@@ -86,7 +89,7 @@ class NativeTransport:
         #: the connection's file descriptor (connected by C; see _connect), None when closed
         self._sock: Optional[int] = None
         #: the open streamed response, if any (see stream_begin)
-        self._stream: Optional[protocol.ResponseStream] = None
+        self._stream: Optional[ResponseStream] = None
 
     # ------------------------------------------------------------------ calls
 
@@ -157,16 +160,18 @@ class NativeTransport:
     def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
         if self._stream is not None:
             raise stream_open("stream_begin")
-        protocol.check_stream_begin(request_id, content_type, invocation_id)
+        from .. import streamwire
+
+        streamwire.check_stream_begin(request_id, content_type, invocation_id)
         rid = request_id.encode("ascii")
         ctype = content_type.encode("ascii")
-        extra = protocol.header_lines(protocol.stream_headers(invocation_id))
+        extra = protocol.header_lines(streamwire.stream_headers(invocation_id))
         conn = self._conn
         if self._sock is not None and conn.end == conn.start and lib.lr_peer_closed(self._sock):
             self.close()  # closed while kept alive: replace it now, before anything is sent
         if self._sock is None:
             self._connect(STREAM_HEAD)
-        self._stream = protocol.ResponseStream(request_id)
+        self._stream = streamwire.ResponseStream(request_id)
         rc = self._run(
             lib.lr_post,
             (lib.LR_POST_STREAM, rid, len(rid), ctype, len(ctype), extra, len(extra), ffi.NULL, 0, _MAX_ANSWER),
@@ -188,7 +193,9 @@ class NativeTransport:
     def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
         if self._stream is None:
             raise no_stream_open("stream_end")
-        trailers = protocol.stream_trailers(error_type, error_body)
+        from ..streamwire import stream_trailers
+
+        trailers = stream_trailers(error_type, error_body)
         rc = self._run(lib.lr_send_last_chunk, (trailers, len(trailers)))
         if rc != lib.LR_DONE:
             raise self._stream_error(STREAM_END, rc)
@@ -364,6 +371,8 @@ class NativeTransport:
         return ffi.buffer(self._pull, n)[:]
 
     def _read_chunked(self, call: str, limit: int) -> bytes:
+        from ..answers import ChunkedDecoder
+
         decoder = ChunkedDecoder(limit)
         try:
             while True:
@@ -404,13 +413,15 @@ class NativeTransport:
             return ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
         if why == lib.LR_E_UNSAFE:
             return ProtocolError("refusing to send an unsafe request id or content type")
+        from ..answers import head_end, parse_response_head
+
         data = self._view[conn.start : conn.end]
-        end = protocol.head_end(data)[0]
+        end = head_end(data)[0]
         if end < 0:  # refused before the head ended: the complete lines name the fault
             end = data.rfind(b"\n")
         if end >= 0:
             try:
-                protocol.parse_response_head(data[:end])
+                parse_response_head(data[:end])
             except ProtocolError as exc:
                 return exc
         names = {lib.LR_E_STATUS: "malformed status line", lib.LR_E_HEADER: "malformed header line",

@@ -20,18 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .base import Answer
 
-from .. import protocol
-from ..protocol import (
-    INVOCATION_ID_HEADER,
-    MAX_HEAD,
-    MAX_PAYLOAD,
-    ChunkedDecoder,
-    Invocation,
-    ProtocolError,
-    head_end,
-    invocation_from_headers,
-    parse_response_head,
-)
+from .. import answers, protocol, streamwire
+from ..answers import ChunkedDecoder, head_end, parse_response_head
+from ..protocol import INVOCATION_ID_HEADER, MAX_HEAD, MAX_PAYLOAD, Invocation, ProtocolError, invocation_from_headers
 from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
                    TransportError, connect, no_stream_open, peer_closed, split_address, stream_open)
 
@@ -92,7 +83,7 @@ class PythonTransport:
         self._sock: Optional[_socket.socket] = None
         self._buf = b""
         #: the open streamed response, if any (see stream_begin)
-        self._stream: Optional[protocol.ResponseStream] = None
+        self._stream: Optional[streamwire.ResponseStream] = None
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
 
     # ------------------------------------------------------------------ calls
@@ -141,12 +132,12 @@ class PythonTransport:
     def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
         if self._stream is not None:
             raise stream_open("stream_begin")
-        head = protocol.build_stream_head(request_id, self.address, self._user_agent, content_type, invocation_id)
+        head = streamwire.build_stream_head(request_id, self.address, self._user_agent, content_type, invocation_id)
         if self._sock is not None and not self._buf and peer_closed(self._sock):
             self.close()  # closed while kept alive: replace it now, before anything is sent
         if self._sock is None:
             self._connect(STREAM_HEAD)
-        self._stream = protocol.ResponseStream(request_id)
+        self._stream = streamwire.ResponseStream(request_id)
         self._stream_send(STREAM_HEAD, (head,))
 
     def stream_write(self, data: bytes) -> None:
@@ -157,15 +148,15 @@ class PythonTransport:
         if not n:
             return
         if n <= _JOIN_LIMIT:
-            self._stream_send(STREAM_CHUNK, (protocol.chunk_size_line(n) + buf + protocol.CRLF,))  # type: ignore[operator]
+            self._stream_send(STREAM_CHUNK, (streamwire.chunk_size_line(n) + buf + streamwire.CRLF,))  # type: ignore[operator]
         else:  # gathered: the data is never copied
-            self._stream_send(STREAM_CHUNK, (protocol.chunk_size_line(n), buf, protocol.CRLF))  # type: ignore[arg-type]
+            self._stream_send(STREAM_CHUNK, (streamwire.chunk_size_line(n), buf, streamwire.CRLF))  # type: ignore[arg-type]
 
     def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
         if self._stream is None:
             raise no_stream_open("stream_end")
-        trailers = protocol.stream_trailers(error_type, error_body)
-        self._stream_send(STREAM_END, (protocol.LAST_CHUNK + trailers + protocol.CRLF,))
+        trailers = streamwire.stream_trailers(error_type, error_body)
+        self._stream_send(STREAM_END, (streamwire.LAST_CHUNK + trailers + streamwire.CRLF,))
         self._stream = None
         sock = self._sock
         assert sock is not None
@@ -226,7 +217,7 @@ class PythonTransport:
 
     def _exchange(
         self, call: str, buffers: Tuple[bytes, ...], limit: int
-    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
+    ) -> Tuple[answers.ResponseHead, Union[bytes, bytearray]]:
         """Send one request and read its answer, reconnecting once if a kept-alive
         connection turns out to have been closed by the server before answering."""
         if self._stream is not None:
@@ -255,7 +246,7 @@ class PythonTransport:
 
     def _read_answer(
         self, sock: _socket.socket, limit: int
-    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
+    ) -> Tuple[answers.ResponseHead, Union[bytes, bytearray]]:
         buf = self._buf
         self._buf = b""
         bound = self.answer_timeout
@@ -269,7 +260,7 @@ class PythonTransport:
 
     def _read_rest(
         self, sock: _socket.socket, src: "Union[_socket.socket, _Bounded]", buf: bytes, limit: int
-    ) -> Tuple[protocol.ResponseHead, Union[bytes, bytearray]]:
+    ) -> Tuple[answers.ResponseHead, Union[bytes, bytearray]]:
         while True:
             end, body_at = head_end(buf)
             if end >= 0:
@@ -278,17 +269,17 @@ class PythonTransport:
                 head_bytes, rest = buf[:end], buf[body_at:]
                 break
             if len(buf) > MAX_HEAD:
-                protocol.check_partial_head(buf)  # a bad line in it is the fault to name (as in C)
+                answers.check_partial_head(buf)  # a bad line in it is the fault to name (as in C)
                 raise ProtocolError("response head from the Runtime API exceeds %d bytes" % MAX_HEAD)
             if buf:  # a head still incomplete: its status line, once in, is checked at once, as in C
-                protocol.check_status_line(buf)
+                answers.check_status_line(buf)
             try:
                 chunk = src.recv(_RECV)
             except OSError:  # (a stall too) after a bad line: that line is the fault
-                protocol.check_partial_head(buf)
+                answers.check_partial_head(buf)
                 raise
             if not chunk:
-                protocol.check_partial_head(buf)
+                answers.check_partial_head(buf)
                 raise ConnectionClosed("connection closed by the Runtime API before an answer", bool(buf))
             buf += chunk
             if src is sock and self.answer_timeout:  # the answer's first byte: the bound starts
