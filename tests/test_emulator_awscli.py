@@ -167,10 +167,17 @@ def test_function_error(cli, emu, tmp_path):
     assert any("app.py" in frame and "raise ValueError" in frame for frame in error["stackTrace"])
 
 
-def test_unmarshal_error(cli, emu, tmp_path):
-    answer, body = aws_invoke(cli, emu, tmp_path, "not json")
-    assert answer == {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST"}
-    assert json.loads(body)["errorType"] == "Runtime.UnmarshalError"
+def test_payload_that_is_not_json_is_refused(cli, emu, tmp_path):
+    """As Lambda does: 400 InvalidRequestContentException before the function runs (the CLI's
+    error line, its exit status), not a Runtime.UnmarshalError from the runtime."""
+    tool, _ = cli
+    proc = run_aws(cli, emu, tmp_path, "not json")
+    assert proc.returncode == (255 if tool.version.startswith("aws-cli/1.") else 254), proc
+    assert proc.stderr.strip() == (
+        b"An error occurred (InvalidRequestContentException) when calling the Invoke operation (reached max retries: 0): "
+        b"Could not parse request body into json: Could not parse payload into json: "
+        b"Expecting value: line 1 column 1 (char 0)"), proc.stderr
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_log_tail(cli, emu, tmp_path):

@@ -5,7 +5,8 @@ import base64
 import pytest
 
 from lambdaric.emulator.invocation import TRANSITIONS, Invocation, State
-from lambdaric.emulator.invoke_api import InvokeRequest, Refused, Route, function_name, parse_invoke, route
+from lambdaric.emulator.invoke_api import (PAYLOAD_NOT_JSON, InvokeRequest, Refused, Route, check_payload, function_name,
+                                           parse_invoke, route)
 
 PATH = "/2015-03-31/functions/%s/invocations"
 
@@ -46,6 +47,37 @@ def test_parse_invoke_defaults_and_headers():
 def test_parse_invoke_refusals(kwargs, status, message):
     refused = parse(**kwargs)
     assert isinstance(refused, Refused) and refused.status == status and refused.message.startswith(message)
+
+
+@pytest.mark.parametrize("payload", [b"", b"{}", b"[]", b'"text"', b"0", b"-1.5e300", b"null", b" {\"a\": [1, {}]}\n",
+                                     b'{"\\u00e9": "\\ud800"}', b'{"a": 1, "a": 2}', b"[" * 500 + b"]" * 500])
+def test_payloads_lambda_takes(payload):
+    assert check_payload(payload) is None
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"not json", "Expecting value: line 1 column 1 (char 0)"),
+        (b"{", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (b'{"a": 1', "Expecting ',' delimiter: line 1 column 8 (char 7)"),  # cut off
+        (b"{} {}", "Extra data: line 1 column 4 (char 3)"),
+        (b" ", "Expecting value: line 1 column 2 (char 1)"),
+        (b"NaN", "NaN is not a JSON value"),
+        (b"[Infinity]", "Infinity is not a JSON value"),
+        (b'"\xff"', "invalid UTF-8 at byte 1"),
+        (b"\x00", "Expecting value: line 1 column 1 (char 0)"),
+        (b"[" * 100000 + b"]" * 100000, None),  # deeper than Python's parser goes: refused, not a crash
+        (b'{"a": "' + b"x" * 6000000 + b'"', None),  # 6 MB cut off
+    ],
+)
+def test_payloads_lambda_refuses(payload, reason):
+    refused = check_payload(payload)
+    assert isinstance(refused, Refused)
+    assert (refused.status, refused.error_type) == (400, "InvalidRequestContentException")
+    assert refused.message.startswith(PAYLOAD_NOT_JSON) and len(refused.message) < len(PAYLOAD_NOT_JSON) + 301
+    if reason is not None:
+        assert refused.message == PAYLOAD_NOT_JSON + reason
 
 
 def test_streaming_refuses_event_invocations():

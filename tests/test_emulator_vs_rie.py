@@ -169,11 +169,23 @@ def test_raised_exception(pair):
     assert error["stackTrace"] and "app.py" in error["stackTrace"][-1]
 
 
-def test_unmarshal_error(pair):
-    error = _function_error(*both(pair, b"not json at all"))
-    assert error["errorType"] == "Runtime.UnmarshalError"
-    assert error["errorMessage"].startswith("Unable to unmarshal input: ")
-    assert error["stackTrace"] == []
+def test_payload_that_is_not_json(pair):
+    """A deliberate difference: the RIE hands the payload to the runtime (a function error,
+    ``Runtime.UnmarshalError``); Lambda refuses it with 400 InvalidRequestContentException, and
+    so do we (docs/emulator.md)."""
+    (rs, _, rb), (os_, oh, ob) = both(pair, b"not json at all")
+    assert rs == 200
+    theirs = json.loads(rb)
+    assert theirs["errorType"] == "Runtime.UnmarshalError"
+    assert theirs["errorMessage"].startswith("Unable to unmarshal input: ")
+    assert theirs["stackTrace"] == []
+    assert os_ == 400 and oh["x-amzn-errortype"] == "InvalidRequestContentException"
+    assert "x-amz-function-error" not in oh
+    assert json.loads(ob) == {
+        "Type": "User",
+        "message": "Could not parse request body into json: Could not parse payload into json: "
+                   "Expecting value: line 1 column 1 (char 0)",
+    }
 
 
 @pytest.mark.parametrize(

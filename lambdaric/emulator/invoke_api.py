@@ -3,7 +3,8 @@
 :func:`route` and :func:`parse_invoke` turn a request head into an :class:`InvokeRequest` or
 the :class:`Refused` answer Lambda gives (404, 405, 413, 400), in Lambda's order of checks: the
 route and method first (before the body is read), then the body's size, the function name, the
-qualifier, the invocation type and the client context. Pure functions: unit-testable alone.
+qualifier, the invocation type and the client context; once the function is known,
+:func:`check_payload` refuses a payload that is not JSON. Pure functions: unit-testable alone.
 """
 from __future__ import annotations
 
@@ -127,6 +128,32 @@ def parse_invoke(where: Route, query: Mapping[str, str], headers: Mapping[str, s
         ref.region,
         ref.account,
     )
+
+
+#: Lambda's words for a payload it cannot parse; its JSON parser's own reason follows them (ours is
+#: Python's: the position differs in form, not in meaning).
+PAYLOAD_NOT_JSON = "Could not parse request body into json: Could not parse payload into json: "
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError("%s is not a JSON value" % name)
+
+
+def check_payload(payload: bytes) -> Optional[Refused]:
+    """Lambda's 400 ``InvalidRequestContentException`` for a payload that is not one JSON value
+    in UTF-8 (``NaN`` and ``Infinity`` included: Lambda's parser refuses them too), else None.
+    Lambda checks before the function runs, so a caller never reaches a runtime's
+    ``Runtime.UnmarshalError`` through Invoke (the official emulator hands such a payload on:
+    docs/emulator.md). An empty payload is the event ``{}`` and is not checked here."""
+    if not payload:
+        return None
+    try:
+        json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        return Refused(400, "InvalidRequestContentException", PAYLOAD_NOT_JSON + "invalid UTF-8 at byte %d" % exc.start)
+    except (ValueError, RecursionError) as exc:
+        return Refused(400, "InvalidRequestContentException", PAYLOAD_NOT_JSON + str(exc)[:300])
+    return None
 
 
 def function_name(raw: str) -> Tuple[Optional[str], Optional[str]]:

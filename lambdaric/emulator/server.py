@@ -20,7 +20,7 @@ from . import http
 from .invocation import Invocation, Outcome, report_line
 from .functions import ACCOUNT, REGION, Function, Functions, FunctionSettings
 from .invocation import new_trace_id
-from .invoke_api import InvokeRequest, Refused, parse_function, parse_invoke, route
+from .invoke_api import InvokeRequest, Refused, check_payload, parse_function, parse_invoke, route
 from .durable_api import DurableFront, Invoked
 from .durable_runner import Runner, function_configs
 from .pool import TooManyRequests
@@ -160,6 +160,10 @@ class Emulator:
             function = self.functions.find(parsed.function)
         except Refused as exc:
             await _refuse(writer, exc)
+            return
+        refused = check_payload(payload)
+        if refused is not None:
+            await _refuse(writer, refused)
             return
         if parsed.invocation_type == "DryRun":
             await http.send(writer, 204, b"", [("X-Amzn-RequestId", _request_id())])
