@@ -444,17 +444,22 @@ def test_runtime_api_by_host_name(run_runtime):
                                                "after 2 attempts\n" % (api.port, why)), result.stderr
 
 
-def test_native_transport_runs_without_the_socket_module():
-    """The native transport connects in C: an invoke served by it has loaded neither the socket
-    module nor the pure-Python transport, nor the answer parser and stream framing that only
-    errors, chunked answers and streams need (each costs cold-start time)."""
+@pytest.mark.parametrize("transport, unused", [
+    # the native transport connects in C and parses answers in C: neither the socket module nor
+    # the pure-Python transport, nor the answer reader that only errors and chunked answers need
+    ("native", ('_socket', 'socket', 'lambdaric.transport.python', 'lambdaric.answers', 'lambdaric.streamwire')),
+    # the pure-Python one needs the socket module and the answer reader, not the C module
+    ("python", ('lambdaric._native', '_cffi_backend', 'lambdaric.transport.native', 'lambdaric.streamwire')),
+])
+def test_a_plain_invoke_loads_only_what_it_needs(transport, unused):
+    """What a runtime that never streams or fails does not import (each costs cold-start time);
+    the stream framing (lambdaric.streamwire) is loaded by the first stream only."""
     import runtime_api
-    unused = ('_socket', 'socket', 'lambdaric.transport.python', 'lambdaric.answers', 'lambdaric.streamwire')
     files = {"app.py": "import sys\n"
                        "def handler(e, c):\n"
                        "    return sorted(m for m in %r if m in sys.modules)\n" % (unused,)}
     result = runtime_api.run_runtime(files, "app.handler", [Event(request_id="r1", body=b"{}")],
-                                     env={"LAMBDARIC_TRANSPORT": "native"})
+                                     env={"LAMBDARIC_TRANSPORT": transport})
     assert one(result, "/invocation/r1/response").body == b"[]", result.stderr
 
 

@@ -18,9 +18,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import List, Optional, Tuple, Union
 
+    from ..streamwire import ResponseStream
     from .base import Answer
 
-from .. import answers, protocol, streamwire
+from .. import answers, protocol
 from ..answers import ChunkedDecoder, head_end, parse_response_head
 from ..protocol import INVOCATION_ID_HEADER, MAX_HEAD, MAX_PAYLOAD, Invocation, ProtocolError, invocation_from_headers
 from .base import (ANSWER_TIMEOUT, STREAM_CHUNK, STREAM_END, STREAM_HEAD, AnswerStalled, ConnectionClosed,
@@ -83,7 +84,7 @@ class PythonTransport:
         self._sock: Optional[_socket.socket] = None
         self._buf = b""
         #: the open streamed response, if any (see stream_begin)
-        self._stream: Optional[streamwire.ResponseStream] = None
+        self._stream: Optional[ResponseStream] = None
         self._next_request = protocol.build_request("GET", protocol.NEXT_PATH, address, user_agent)
 
     # ------------------------------------------------------------------ calls
@@ -127,11 +128,14 @@ class PythonTransport:
         return self._post("POST /restore/error", protocol.RESTORE_ERROR_PATH, body, protocol.CT_JSON, headers)
 
     # ------------------------------------------------------------------ streamed responses
-    # (the interface and its rules: transport.Transport; the bytes: protocol)
+    # (the interface and its rules: transport.Transport; the bytes: lambdaric.streamwire, imported
+    # by the calls: a runtime that never streams never loads it)
 
     def stream_begin(self, request_id: str, content_type: str, invocation_id: Optional[str] = None) -> None:
         if self._stream is not None:
             raise stream_open("stream_begin")
+        from .. import streamwire
+
         head = streamwire.build_stream_head(request_id, self.address, self._user_agent, content_type, invocation_id)
         if self._sock is not None and not self._buf and peer_closed(self._sock):
             self.close()  # closed while kept alive: replace it now, before anything is sent
@@ -147,6 +151,8 @@ class PythonTransport:
         buf, n = stream.take(data)
         if not n:
             return
+        from .. import streamwire
+
         if n <= _JOIN_LIMIT:
             self._stream_send(STREAM_CHUNK, (streamwire.chunk_size_line(n) + buf + streamwire.CRLF,))  # type: ignore[operator]
         else:  # gathered: the data is never copied
@@ -155,6 +161,8 @@ class PythonTransport:
     def stream_end(self, error_type: Optional[str] = None, error_body: Optional[bytes] = None) -> Answer:
         if self._stream is None:
             raise no_stream_open("stream_end")
+        from .. import streamwire
+
         trailers = streamwire.stream_trailers(error_type, error_body)
         self._stream_send(STREAM_END, (streamwire.LAST_CHUNK + trailers + streamwire.CRLF,))
         self._stream = None
