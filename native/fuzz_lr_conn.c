@@ -325,7 +325,7 @@ static void check_rc(ctx *x, long rc) {
         }                                                                                                              \
     } while (0)
 
-/* A chunked-body decoder with the rules of protocol.ChunkedDecoder. */
+/* A chunked-body decoder with the rules of answers.ChunkedDecoder (lambdaric/answers.py). */
 typedef struct {
     int state; /* 0 size line, 1 data, 2 CRLF after data, 3 trailers, 4 done */
     size_t left;
