@@ -50,7 +50,7 @@ def test_parse_invoke_refusals(kwargs, status, message):
 
 
 @pytest.mark.parametrize("payload", [b"", b"{}", b"[]", b'"text"', b"0", b"-1.5e300", b"null", b" {\"a\": [1, {}]}\n",
-                                     b'{"\\u00e9": "\\ud800"}', b'{"a": 1, "a": 2}', b"[" * 500 + b"]" * 500])
+                                     b'{"\\u00e9": "\\ud800"}', b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"[" * 500 + b"]" * 500])
 def test_payloads_lambda_takes(payload):
     assert check_payload(payload) is None
 

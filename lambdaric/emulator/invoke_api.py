@@ -140,15 +140,15 @@ def _no_constant(name: str) -> None:
 
 
 def check_payload(payload: bytes) -> Optional[Refused]:
-    """Lambda's 400 ``InvalidRequestContentException`` for a payload that is not one JSON value
-    in UTF-8 (``NaN`` and ``Infinity`` included: Lambda's parser refuses them too), else None.
-    Lambda checks before the function runs, so a caller never reaches a runtime's
+    """Lambda's 400 ``InvalidRequestContentException`` for a payload that is not one JSON value in
+    UTF-8 (a leading byte-order mark allowed; ``NaN`` and ``Infinity`` refused, as Lambda's parser
+    refuses them), else None. Lambda checks before the function runs, so a caller never reaches a runtime's
     ``Runtime.UnmarshalError`` through Invoke (the official emulator hands such a payload on:
     docs/emulator.md). An empty payload is the event ``{}`` and is not checked here."""
     if not payload:
         return None
     try:
-        json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        json.loads(payload.decode("utf-8-sig"), parse_constant=_no_constant)  # (runtimes take a BOM too)
     except UnicodeDecodeError as exc:
         return Refused(400, "InvalidRequestContentException", PAYLOAD_NOT_JSON + "invalid UTF-8 at byte %d" % exc.start)
     except (ValueError, RecursionError) as exc:
