@@ -189,12 +189,30 @@ def test_malformed_request(emulator, case):
     assert b"Traceback" not in emulator.stderr(), emulator.stderr()[-3000:]
 
 
-def test_invalid_json_payload_is_a_function_error(emulator):
-    """As the official emulator: an event that is not JSON reaches the runtime, which reports
-    Runtime.UnmarshalError (a 200 with X-Amz-Function-Error, not a crash)."""
-    status, headers, body = exchange(emulator, request(b"{not json"))
-    assert status == 200 and headers.get("x-amz-function-error") == "Unhandled", (status, headers, body)
-    assert json.loads(body)["errorType"] == "Runtime.UnmarshalError"
+NOT_JSON = [b"{not json", b'{"cut": ', b"NaN", b"\xff\xfe{}", b"{} trailing", b"[" * 100000, b'"' + b"x" * 6000000]
+
+
+def test_payloads_that_are_not_json_are_refused_concurrently(emulator):
+    """As Lambda: 400 InvalidRequestContentException before anything runs (not a function error,
+    as the official emulator gives), each of them while valid invokes go on at the same time
+    (malformed, cut off, deep, 6 MB), and nothing reached the function."""
+    answers: dict = {}
+
+    def send(i: int, data: bytes) -> None:
+        answers[i] = exchange(emulator, data)
+
+    requests = [request(bad) for bad in NOT_JSON] + [request(b'{"ok": %d}' % i) for i in range(4)]
+    threads = [threading.Thread(target=send, args=(i, data), daemon=True) for i, data in enumerate(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i in range(len(NOT_JSON)):
+        check_answer(answers[i], 400, "InvalidRequestContentException")
+        assert json.loads(answers[i][2])["message"].startswith("Could not parse request body into json: "), answers[i]
+    for i in range(4):
+        status, headers, body = answers[len(NOT_JSON) + i]
+        assert status == 200 and json.loads(body)["event"] == {"ok": i}, answers[len(NOT_JSON) + i]
     check_healthy(emulator)
 
 
