@@ -1,6 +1,6 @@
 """What ``python -m build`` makes of this checkout: an sdist that carries the native module's
 sources (so ``pip install`` of it builds the module) and nothing the install does not need, and a
-wheel, built from that sdist, that holds the compiled module and stays under 250 KB.
+wheel, built from that sdist, that holds the compiled module and stays under 300 KB.
 
 Sizes are asserted (they are not timings); install times are measured by
 ``python -m benchmarks.packaging``, never asserted here.
@@ -22,7 +22,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_SOURCES = {"README.md", "build_native.py", "lr_conn.c", "lr_http.c", "lr_http.h", "lr_json.c"}
 #: The sample events' data files (package data): every name ``lambdaric event list`` prints, and no other.
 EVENT_FILES = {"lambdaric/events/%s.json" % name for name in events.names()}
-WHEEL_LIMIT = 250 * 1024
+#: A guard against shipping what is not the package (tests, corpora, build trees). Of the wheel's
+#: 251 KB (2026-12-02): the README as the long description 26 KB (METADATA), the two compiled modules
+#: 29 KB, the runtime 111 KB, the emulator 80 KB (all compressed). Was 250 KB until the README and
+#: the two modules split from protocol.py took it past.
+WHEEL_LIMIT = 300 * 1024
 
 
 def _build(out_dir, *args):
@@ -71,7 +75,7 @@ def test_sdist_carries_the_native_sources_and_nothing_else_of_the_repository(tmp
 @pytest.mark.slow
 def test_wheel_built_from_the_sdist_is_small_and_holds_the_compiled_module(tmp_path):
     """``python -m build`` (the sdist, then the wheel from the sdist, in an isolated build
-    environment): the wheel is under 250 KB and its lambdaric._native is a working cffi module."""
+    environment): the wheel is under 300 KB and its lambdaric._native is a working cffi module."""
     if not any(os.access(os.path.join(d, "cc"), os.X_OK) or os.access(os.path.join(d, "gcc"), os.X_OK)
                for d in os.environ.get("PATH", "").split(os.pathsep)):
         pytest.skip("no C compiler here (apt-get install gcc): the wheel would be pure Python")
