@@ -66,6 +66,7 @@ def test_payloads_lambda_takes(payload):
         (b"NaN", "NaN is not a JSON value"),
         (b"[Infinity]", "Infinity is not a JSON value"),
         (b'"\xff"', "invalid UTF-8 at byte 1"),
+        (b'\xef\xbb\xbf"\xff"', "invalid UTF-8 at byte 4"),  # (counted from the payload's first byte)
         (b"\x00", "Expecting value: line 1 column 1 (char 0)"),
         (b"[" * 100000 + b"]" * 100000, None),  # deeper than Python's parser goes: refused, not a crash
         (b'{"a": "' + b"x" * 6000000 + b'"', None),  # 6 MB cut off
